@@ -1,0 +1,109 @@
+"""The domain's fixed vocabulary: categories, workflow states, roles, mediation-point kinds.
+
+Pure data, importable from every layer (analysis, models, web, the demo generator).
+Deadlines here are the defaults written into the ``categories`` table by the first
+migration; the table is what the application reads, so a county can change them.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Category:
+    code: str
+    name_zh: str
+    name_en: str
+    deadline_days: int
+    colour: str
+    subcategories: tuple[tuple[str, str, str], ...]  # (code, name_zh, name_en)
+
+
+CATEGORIES: tuple[Category, ...] = (
+    Category("DSP", "矛盾纠纷", "Dispute", 15, "#e6550d", (
+        ("neighbour", "邻里纠纷", "Neighbour"),
+        ("family", "婚姻家庭", "Marriage/family"),
+        ("land", "土地山林", "Land/forest"),
+        ("wages", "劳资纠纷", "Wage arrears"),
+        ("enterprise", "涉企纠纷", "Enterprise-related"),
+        ("property", "物业纠纷", "Property management"),
+        ("demolition", "征地拆迁", "Land acquisition/demolition"),
+        ("other", "其他纠纷", "Other"),
+    )),
+    Category("SEC", "治安", "Public security", 7, "#de2d26", (
+        ("theft", "盗窃", "Theft"),
+        ("fraud", "诈骗（含电信诈骗）", "Fraud incl. telecom fraud"),
+        ("fight", "打架斗殴", "Fight"),
+        ("gang_tip", "涉黑涉恶线索", "Organized-crime tip"),
+        ("vice", "黄赌毒", "Gambling/drugs"),
+        ("other", "其他治安", "Other"),
+    )),
+    Category("FIR", "消防隐患", "Fire hazard", 3, "#fd8d3c", (
+        ("nine_small", "九小场所隐患", "Nine small places hazard"),
+        ("ebike", "电动车违规充电", "E-bike charging"),
+        ("blocked_exit", "堵塞通道", "Blocked exits"),
+        ("other", "其他消防隐患", "Other"),
+    )),
+    Category("HAZ", "危爆物品", "Hazardous chemicals/explosives", 3, "#756bb1", (
+        ("storage", "储存", "Storage"),
+        ("transport", "运输", "Transport"),
+        ("sale", "销售", "Sale"),
+    )),
+    Category("LOG", "寄递物流", "Delivery logistics", 7, "#3182bd", (
+        ("real_name", "实名收寄", "Real-name registration"),
+        ("inspection", "收寄验视", "Inspection on receipt"),
+        ("xray", "过机安检", "X-ray screening"),
+    )),
+    Category("TRF", "道路交通", "Road traffic", 10, "#31a354", (
+        ("hazard_spot", "隐患点", "Hazard spot"),
+        ("accident", "交通事故", "Accident"),
+    )),
+    Category("ACC", "安全事故", "Safety accident", 10, "#636363", (
+        ("injury", "有人员受伤", "With injury"),
+        ("death", "有人员死亡", "With death"),
+    )),
+    Category("PET", "信访", "Petition", 30, "#d6616b", (
+        ("village", "村级信访", "At village"),
+        ("town", "乡镇信访", "At town"),
+        ("county", "县级信访", "At county"),
+        ("above_county", "越级信访", "Above county"),
+    )),
+)
+CATEGORY_BY_CODE = {c.code: c for c in CATEGORIES}
+SUBCATEGORY_CODES = {c.code: tuple(s[0] for s in c.subcategories) for c in CATEGORIES}
+
+LEGAL_CLASSES = ("none", "public_order", "criminal")
+LEGAL_CLASS_ZH = {"none": "无", "public_order": "治安案件", "criminal": "刑事案件"}
+RESOLUTION_LEVELS = ("village", "town", "county")
+RESOLUTION_LEVEL_ZH = {"village": "村级", "town": "乡镇级", "county": "县级及以上"}
+SEVERITIES = (1, 2, 3, 4)
+
+# Workflow after GB/T 30428: reported -> accepted | rejected | duplicate -> dispatched
+# -> in_progress -> resolved -> closed -> followed_up.
+STATUSES = (
+    "reported", "accepted", "rejected", "duplicate", "dispatched",
+    "in_progress", "resolved", "closed", "followed_up",
+)
+STATUS_ZH = {
+    "reported": "上报", "accepted": "受理", "rejected": "不予受理", "duplicate": "重复",
+    "dispatched": "派遣", "in_progress": "处置中", "resolved": "办结",
+    "closed": "核查结案", "followed_up": "已回访",
+}
+OPEN_STATUSES = ("reported", "accepted", "dispatched", "in_progress", "resolved")
+TERMINAL_STATUSES = ("rejected", "duplicate", "closed", "followed_up")
+
+ROLES = ("grid_worker", "mediator", "police", "town_supervisor", "county_officer", "admin", "viewer")
+ROLE_ZH = {
+    "grid_worker": "网格员", "mediator": "调解员", "police": "民警/辅警",
+    "town_supervisor": "乡镇综治中心", "county_officer": "县委政法委", "admin": "管理员",
+    "viewer": "领导/只读",
+}
+# Roles that see every record in the county without a scope.
+COUNTY_WIDE_ROLES = ("county_officer", "admin", "viewer")
+
+MEDIATION_KINDS = ("bailitang", "shuoshiting", "committee", "police_office", "legal_station")
+MEDIATION_KIND_ZH = {
+    "bailitang": "摆理堂", "shuoshiting": "说事厅", "committee": "人民调解委员会",
+    "police_office": "警务室", "legal_station": "法律服务站",
+}
+MEDIATION_OUTCOMES = ("agreement", "failed", "transferred")

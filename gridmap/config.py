@@ -1,0 +1,60 @@
+"""Settings from the environment. Fail fast on what a deployment must set."""
+from __future__ import annotations
+
+import os
+import secrets
+
+DEFAULT_DATABASE_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/gridmap"
+
+
+def database_url() -> str:
+    url = os.environ.get("GRIDMAP_DATABASE_URL", DEFAULT_DATABASE_URL)
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg2://" + url[len("postgresql://"):]
+    if not url.startswith("postgresql"):
+        raise RuntimeError("GRIDMAP_DATABASE_URL must be a PostgreSQL/PostGIS URL")
+    return url
+
+
+class Config:
+    """Defaults; every key can be overridden by a GRIDMAP_<KEY> environment variable."""
+
+    SQLALCHEMY_DATABASE_URI = None  # filled by load_config
+    SECRET_KEY = None
+    # Metric CRS for areas, distances and buffers (CGCS2000 / 3-degree GK CM 114E).
+    METRIC_CRS = "EPSG:4547"
+    # Basemap: "osm" tiles, an intranet/Tianditu URL template, or "" for none.
+    BASEMAP_URL = ""
+    BASEMAP_ATTRIBUTION = ""
+    COUNTY_CODE = "410421"
+    COUNTY_NAME = "宝丰县"
+    DEMO_SYNTHETIC = True
+    BABEL_DEFAULT_LOCALE = "zh_CN"
+    BABEL_SUPPORTED_LOCALES = ("zh_CN", "en")
+    WTF_CSRF_TIME_LIMIT = None
+    MAX_CONTENT_LENGTH = 200 * 1024 * 1024
+    API_PAGE_SIZE = 500
+    API_MAX_FEATURES = 5000
+
+
+def load_config(overrides: dict | None = None) -> dict:
+    cfg = {k: getattr(Config, k) for k in dir(Config) if k.isupper()}
+    for key in list(cfg):
+        env = os.environ.get(f"GRIDMAP_{key}")
+        if env is not None:
+            cfg[key] = env
+    cfg["SQLALCHEMY_DATABASE_URI"] = database_url()
+    cfg["SECRET_KEY"] = os.environ.get("GRIDMAP_SECRET_KEY") or _dev_secret()
+    cfg.update(overrides or {})
+    return cfg
+
+
+def _dev_secret() -> str:
+    """A per-installation secret kept in the instance folder, so sessions survive restarts."""
+    path = os.path.join(os.environ.get("GRIDMAP_INSTANCE", os.path.expanduser("~/.gridmap")), "secret_key")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    if not os.path.exists(path):
+        with open(path, "w") as fh:
+            fh.write(secrets.token_hex(32))
+    with open(path) as fh:
+        return fh.read().strip()

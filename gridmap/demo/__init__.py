@@ -1,0 +1,1 @@
+"""Synthetic demo data for the county Baofeng (宝丰县)."""

@@ -1,0 +1,1 @@
+"""Folium map builders: data in, folium.Map out. No Flask, no SQLAlchemy."""

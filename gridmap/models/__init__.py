@@ -1,0 +1,12 @@
+"""SQLAlchemy models; importing this package registers every table on Base.metadata."""
+from gridmap.models.accounts import ApiToken, AuditEntry, User
+from gridmap.models.base import Base
+from gridmap.models.geography import County, Grid, Town, Village
+from gridmap.models.incidents import Incident, IncidentCategory, IncidentEvent, IncidentSubcategory
+from gridmap.models.places import MediationPoint, PatrolZone, PoliceStation
+
+__all__ = [
+    "ApiToken", "AuditEntry", "Base", "County", "Grid", "Incident", "IncidentCategory",
+    "IncidentEvent", "IncidentSubcategory", "MediationPoint", "PatrolZone", "PoliceStation",
+    "Town", "User", "Village",
+]

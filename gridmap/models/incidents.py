@@ -1,0 +1,92 @@
+"""Incidents, their workflow history, and the category table that holds deadlines."""
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import (BigInteger, Boolean, CheckConstraint, DateTime, ForeignKey, Integer,
+                        SmallInteger, String, Text, Uuid)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+
+from gridmap.catalog import LEGAL_CLASSES, MEDIATION_OUTCOMES, RESOLUTION_LEVELS, STATUSES
+from gridmap.models.base import Base, created_at_column, point_geometry
+
+
+def _in(column: str, values) -> str:
+    return f"{column} IN (" + ", ".join(f"'{v}'" for v in values) + ")"
+
+
+class IncidentCategory(Base):
+    __tablename__ = "incident_categories"
+    code: Mapped[str] = mapped_column(String(3), primary_key=True)
+    name_zh: Mapped[str] = mapped_column(String(50))
+    name_en: Mapped[str] = mapped_column(String(80))
+    deadline_days: Mapped[int] = mapped_column(Integer)
+    colour: Mapped[str] = mapped_column(String(7))
+
+
+class IncidentSubcategory(Base):
+    __tablename__ = "incident_subcategories"
+    category_code: Mapped[str] = mapped_column(ForeignKey("incident_categories.code"), primary_key=True)
+    code: Mapped[str] = mapped_column(String(20), primary_key=True)
+    name_zh: Mapped[str] = mapped_column(String(50))
+    name_en: Mapped[str] = mapped_column(String(80))
+
+
+class Incident(Base):
+    __tablename__ = "incidents"
+    __table_args__ = (
+        CheckConstraint("severity BETWEEN 1 AND 4", name="severity_range"),
+        CheckConstraint(_in("status", STATUSES), name="status_known"),
+        CheckConstraint(_in("legal_class", LEGAL_CLASSES), name="legal_class_known"),
+        CheckConstraint("resolution_level IS NULL OR " + _in("resolution_level", RESOLUTION_LEVELS),
+                        name="resolution_level_known"),
+        CheckConstraint("satisfaction IS NULL OR satisfaction BETWEEN 1 AND 5", name="satisfaction_range"),
+        CheckConstraint("mediation_outcome IS NULL OR " + _in("mediation_outcome", MEDIATION_OUTCOMES),
+                        name="mediation_outcome_known"),
+        CheckConstraint("char_length(description) <= 2000", name="description_length"),
+    )
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    client_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, unique=True)
+    category: Mapped[str] = mapped_column(ForeignKey("incident_categories.code"), index=True)
+    subcategory: Mapped[str | None] = mapped_column(String(20))
+    severity: Mapped[int] = mapped_column(SmallInteger, default=1)
+    legal_class: Mapped[str] = mapped_column(String(20), default="none", server_default="none")
+    enterprise_involved: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
+    status: Mapped[str] = mapped_column(String(20), default="reported", server_default="reported", index=True)
+    occurred_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    reported_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    accepted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    deadline_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
+    resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    reporter_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    description: Mapped[str] = mapped_column(Text, default="", server_default="")
+    # Personal details: shown only to the roles handling the case.
+    contact_phone: Mapped[str | None] = mapped_column(String(40))
+    parties: Mapped[str | None] = mapped_column(Text)
+    resolution_level: Mapped[str | None] = mapped_column(String(10))
+    satisfaction: Mapped[int | None] = mapped_column(SmallInteger)
+    duplicate_of: Mapped[int | None] = mapped_column(ForeignKey("incidents.id", ondelete="SET NULL"))
+    mediation_point_id: Mapped[int | None] = mapped_column(
+        ForeignKey("mediation_points.id", ondelete="SET NULL"), index=True)
+    mediation_outcome: Mapped[str | None] = mapped_column(String(20))
+    # Set by the database trigger from geom, never by clients.
+    grid_code: Mapped[str] = mapped_column(ForeignKey("grids.code"), index=True)
+    village_code: Mapped[str] = mapped_column(ForeignKey("villages.code"), index=True)
+    town_code: Mapped[str] = mapped_column(ForeignKey("towns.code"), index=True)
+    geom = mapped_column(point_geometry(), nullable=False)
+
+
+class IncidentEvent(Base):
+    __tablename__ = "incident_events"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id", ondelete="CASCADE"), index=True)
+    from_status: Mapped[str | None] = mapped_column(String(20))
+    to_status: Mapped[str] = mapped_column(String(20))
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    note: Mapped[str] = mapped_column(Text, default="", server_default="")
+    data: Mapped[dict | None] = mapped_column(JSONB)
+    recorded_at: Mapped[datetime] = created_at_column()

@@ -1,0 +1,1 @@
+"""Use cases: each takes a Session first, owns its commits, raises typed errors; no Flask."""

@@ -1,0 +1,41 @@
+"""Typed errors raised by services; the web layer maps them to JSON, the CLI to exit status 2."""
+from __future__ import annotations
+
+
+class GridmapError(Exception):
+    status = 400
+    code = "bad_request"
+
+    def __init__(self, message: str, field: str | None = None, *, code: str | None = None, details=None):
+        super().__init__(message)
+        self.message = message
+        self.field = field
+        if code:
+            self.code = code
+        self.details = details
+
+    def to_dict(self) -> dict:
+        body = {"code": self.code, "message": self.message, "field": self.field}
+        if self.details is not None:
+            body["details"] = self.details
+        return {"error": body}
+
+
+class ValidationError(GridmapError):
+    status = 400
+    code = "invalid"
+
+
+class NotFound(GridmapError):
+    status = 404
+    code = "not_found"
+
+
+class Forbidden(GridmapError):
+    status = 403
+    code = "forbidden"
+
+
+class Conflict(GridmapError):
+    status = 409
+    code = "conflict"

@@ -1,0 +1,78 @@
+"""Web layer: blueprints, per-request session, login, CSRF, languages, JSON errors."""
+from __future__ import annotations
+
+from flask import Flask, g, jsonify, request
+from flask_babel import Babel
+from flask_login import LoginManager
+from flask_wtf.csrf import CSRFProtect
+from werkzeug.exceptions import HTTPException
+
+from gridmap.db import get_engine
+from gridmap.services.errors import GridmapError
+
+csrf = CSRFProtect()
+login_manager = LoginManager()
+babel = Babel()
+
+
+def _select_locale() -> str:
+    """Chinese first: an explicit ?lang= or cookie wins, then the browser's English, else zh_CN."""
+    chosen = request.args.get("lang") or request.cookies.get("lang")
+    if chosen in ("zh_CN", "en"):
+        return chosen
+    return "en" if request.accept_languages.best_match(["zh", "en"], "zh") == "en" else "zh_CN"
+
+
+def init_web(app: Flask) -> None:
+    from sqlalchemy.orm import sessionmaker
+
+    from gridmap.cli import register_cli  # noqa: E402
+    from gridmap.web import api, assets, auth, pages
+
+    engine = get_engine(app.config["SQLALCHEMY_DATABASE_URI"])
+    app.extensions["gridmap_sessionmaker"] = sessionmaker(bind=engine, expire_on_commit=False)
+
+    csrf.init_app(app)
+    login_manager.init_app(app)
+    login_manager.login_view = "auth.login"
+    login_manager.login_message = "请先登录 / Please log in"
+    babel.init_app(app, locale_selector=_select_locale)
+
+    app.register_blueprint(auth.bp)
+    app.register_blueprint(pages.bp)
+    app.register_blueprint(api.bp)
+    app.register_blueprint(assets.bp)
+    # The API authenticates by bearer token or session cookie; state-changing calls from pages
+    # carry the CSRF token in a header, checked in api.bp's before_request.
+    csrf.exempt(api.bp)
+
+    @app.teardown_appcontext
+    def _close_session(exc):
+        session = g.pop("db_session", None)
+        if session is not None:
+            if exc is not None:
+                session.rollback()
+            session.close()
+
+    @app.errorhandler(GridmapError)
+    def _gridmap_error(err: GridmapError):
+        return jsonify(err.to_dict()), err.status
+
+    @app.errorhandler(HTTPException)
+    def _http_error(err: HTTPException):
+        if request.path.startswith("/api/") or request.path.startswith("/tiles/"):
+            body = {"error": {"code": err.name.lower().replace(" ", "_"), "message": err.description,
+                              "field": None}}
+            return jsonify(body), err.code
+        return err
+
+    register_cli(app)
+
+
+def db_session():
+    """The request's Session, opened on first use and closed at teardown."""
+    from flask import current_app
+
+    if "db_session" not in g:
+        g.db_session = current_app.extensions["gridmap_sessionmaker"]()
+    return g.db_session

@@ -1,0 +1,3 @@
+from gridmap import create_app
+
+app = create_app()
