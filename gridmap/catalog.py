@@ -107,3 +107,9 @@ MEDIATION_KIND_ZH = {
     "police_office": "警务室", "legal_station": "法律服务站",
 }
 MEDIATION_OUTCOMES = ("agreement", "failed", "transferred")
+MEDIATION_OUTCOME_ZH = {"agreement": "达成协议", "failed": "调解不成", "transferred": "转办"}
+
+# Where a town supervisor dispatches an accepted case (派遣对象).
+DISPATCH_KINDS = ("village", "police_station", "mediation_point", "town_office")
+DISPATCH_KIND_ZH = {"village": "村（居）委会", "police_station": "派出所", "mediation_point": "调解阵地",
+                    "town_office": "乡镇职能部门"}

@@ -35,6 +35,9 @@ class Config:
     MAX_CONTENT_LENGTH = 200 * 1024 * 1024
     API_PAGE_SIZE = 500
     API_MAX_FEATURES = 5000
+    # Possible duplicates of a new incident: open, same category, this close in space and time.
+    DUPLICATE_DISTANCE_M = 200
+    DUPLICATE_WINDOW_HOURS = 72
 
 
 def load_config(overrides: dict | None = None) -> dict:

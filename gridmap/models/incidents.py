@@ -9,7 +9,7 @@ from sqlalchemy import (BigInteger, Boolean, CheckConstraint, DateTime, ForeignK
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
-from gridmap.catalog import LEGAL_CLASSES, MEDIATION_OUTCOMES, RESOLUTION_LEVELS, STATUSES
+from gridmap.catalog import DISPATCH_KINDS, LEGAL_CLASSES, MEDIATION_OUTCOMES, RESOLUTION_LEVELS, STATUSES
 from gridmap.models.base import Base, created_at_column, point_geometry
 
 
@@ -46,6 +46,8 @@ class Incident(Base):
         CheckConstraint("mediation_outcome IS NULL OR " + _in("mediation_outcome", MEDIATION_OUTCOMES),
                         name="mediation_outcome_known"),
         CheckConstraint("char_length(description) <= 2000", name="description_length"),
+        CheckConstraint("dispatched_to_kind IS NULL OR " + _in("dispatched_to_kind", DISPATCH_KINDS),
+                        name="dispatched_to_kind_known"),
     )
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     client_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, unique=True)
@@ -61,7 +63,7 @@ class Incident(Base):
     deadline_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
     resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    reporter_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    reporter_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), index=True)
     description: Mapped[str] = mapped_column(Text, default="", server_default="")
     # Personal details: shown only to the roles handling the case.
     contact_phone: Mapped[str | None] = mapped_column(String(40))
@@ -72,6 +74,9 @@ class Incident(Base):
     mediation_point_id: Mapped[int | None] = mapped_column(
         ForeignKey("mediation_points.id", ondelete="SET NULL"), index=True)
     mediation_outcome: Mapped[str | None] = mapped_column(String(20))
+    # Whom the case is dispatched to: a village code, police-station code, mediation-point id or town code.
+    dispatched_to_kind: Mapped[str | None] = mapped_column(String(20))
+    dispatched_to: Mapped[str | None] = mapped_column(String(40))
     # Set by the database trigger from geom, never by clients.
     grid_code: Mapped[str] = mapped_column(ForeignKey("grids.code"), index=True)
     village_code: Mapped[str] = mapped_column(ForeignKey("villages.code"), index=True)

@@ -3,11 +3,16 @@
 Revision ID: 0002
 Revises: 0001
 Create Date: 2026-11-26
+
+Whom a case is dispatched to (a village committee, police station, mediation point or town
+office), and an index on the reporter so a grid worker's own incidents are found quickly.
+Deadlines come from incident_categories.deadline_days (0001); the duplicate distance and time
+window are deployment settings (gridmap.config).
 """
 from typing import Sequence, Union
 
-import sqlalchemy as sa  # noqa: F401
-from alembic import op  # noqa: F401
+import sqlalchemy as sa
+from alembic import op
 
 revision: str = "0002"
 down_revision: Union[str, None] = "0001"
@@ -16,8 +21,17 @@ depends_on: Union[str, Sequence[str], None] = None
 
 
 def upgrade() -> None:
-    pass
+    op.add_column("incidents", sa.Column("dispatched_to_kind", sa.String(length=20), nullable=True))
+    op.add_column("incidents", sa.Column("dispatched_to", sa.String(length=40), nullable=True))
+    op.create_check_constraint(
+        op.f("ck_incidents_dispatched_to_kind_known"), "incidents",
+        "dispatched_to_kind IS NULL OR dispatched_to_kind IN "
+        "('village', 'police_station', 'mediation_point', 'town_office')")
+    op.create_index(op.f("ix_incidents_reporter_id"), "incidents", ["reporter_id"], unique=False)
 
 
 def downgrade() -> None:
-    pass
+    op.drop_index(op.f("ix_incidents_reporter_id"), table_name="incidents")
+    op.drop_constraint(op.f("ck_incidents_dispatched_to_kind_known"), "incidents", type_="check")
+    op.drop_column("incidents", "dispatched_to")
+    op.drop_column("incidents", "dispatched_to_kind")
