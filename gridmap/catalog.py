@@ -113,3 +113,57 @@ MEDIATION_OUTCOME_ZH = {"agreement": "达成协议", "failed": "调解不成", "
 DISPATCH_KINDS = ("village", "police_station", "mediation_point", "town_office")
 DISPATCH_KIND_ZH = {"village": "村（居）委会", "police_station": "派出所", "mediation_point": "调解阵地",
                     "town_office": "乡镇职能部门"}
+
+# --- registries and campaigns (issue 7) -----------------------------------------------------
+# Places that must be inspected, with the subkinds each may have.
+PLACE_KINDS = ("nine_small", "hazardous", "delivery", "enterprise")
+PLACE_KIND_ZH = {"nine_small": "九小场所", "hazardous": "危爆物品单位", "delivery": "寄递网点", "enterprise": "企业/单位"}
+PLACE_SUBKINDS: dict[str, tuple[tuple[str, str], ...]] = {
+    "nine_small": (("shop", "小商店"), ("restaurant", "小餐饮"), ("hotel", "小旅馆"), ("entertainment", "小娱乐场所"),
+                   ("internet_cafe", "小网吧"), ("clinic", "小诊所"), ("school", "小培训机构"),
+                   ("workshop", "小加工作坊"), ("warehouse", "小仓储")),
+    # The same codes as the HAZ incident subcategories, so a hazard found maps straight onto one.
+    "hazardous": (("storage", "储存"), ("transport", "运输"), ("sale", "销售")),
+    "delivery": (("express", "快递网点"), ("logistics", "物流货运"), ("postal", "邮政网点")),
+    "enterprise": (("industrial", "工业企业"), ("commercial", "商贸企业"), ("construction", "建筑工地"),
+                   ("other", "其他单位")),
+}
+DEFAULT_INSPECTION_INTERVAL_DAYS = {"nine_small": 90, "hazardous": 30, "delivery": 30, "enterprise": 180}
+# Inspection checklists per place kind; the delivery outlets' one is the "三个100%", whose codes
+# are the LOG incident subcategories.
+INSPECTION_CHECKLISTS: dict[str, tuple[tuple[str, str], ...]] = {
+    "nine_small": (("extinguishers", "灭火器材完好有效"), ("exits", "安全出口、疏散通道畅通"),
+                   ("wiring", "电气线路规范"), ("no_dwelling", "无“三合一”违规住人"),
+                   ("ebike", "无电动车违规停放充电")),
+    "hazardous": (("licence", "许可证照齐全有效"), ("storage", "专库储存、双人双锁"), ("ledger", "出入库台账完整"),
+                  ("security", "技防物防设施完好"), ("staff", "从业人员持证上岗")),
+    "delivery": (("real_name", "100%实名收寄"), ("inspection", "100%收寄验视"), ("xray", "100%过机安检")),
+    "enterprise": (("responsibility", "安全生产责任落实"), ("fire", "消防设施完好"),
+                   ("disputes", "劳资及涉企纠纷已排查"), ("security", "内部安保制度落实")),
+}
+INSPECTION_STATUS_ZH = {"ok": "正常", "due": "即将到期", "overdue": "超期未检"}
+
+# "一村一警一律师" and the other people assigned to a village or grid.
+STAFF_ROLES = ("grid_worker", "police", "lawyer", "mediator", "elder")
+STAFF_ROLE_ZH = {"grid_worker": "网格员", "police": "驻村民警（一村一警）", "lawyer": "法律顾问（一村一律师）",
+                 "mediator": "调解员", "elder": "“五老”志愿者"}
+
+# Legal-publicity activities: the "法律六进".
+ACTIVITY_KINDS = ("agencies", "villages", "communities", "schools", "enterprises", "units")
+ACTIVITY_KIND_ZH = {"agencies": "进机关", "villages": "进乡村", "communities": "进社区", "schools": "进学校",
+                    "enterprises": "进企业", "units": "进单位"}
+
+# Case-quality review (案件评查): how the sample is drawn, and the checklist with each item's maximum.
+REVIEW_METHODS = ("random", "overdue", "escalated", "complaints", "chosen")
+REVIEW_METHOD_ZH = {"random": "随机抽取", "overdue": "超期案件", "escalated": "上交案件", "complaints": "不满意回访",
+                    "chosen": "指定案件"}
+REVIEW_CHECKLIST: tuple[tuple[str, str, int], ...] = (
+    ("facts", "事实记录完整", 30), ("deadline", "按期办结", 30), ("level", "办结层级适当", 20),
+    ("follow_up", "回访落实", 20),
+)
+
+# Sections a campaign bulletin (定期通报) may hold.
+BULLETIN_SECTIONS = ("incidents", "cases", "three_zero", "inspections", "patrol", "publicity", "ranking")
+BULLETIN_SECTION_ZH = {"incidents": "事件分类统计", "cases": "案件受理办结情况", "three_zero": "“三零”创建情况",
+                       "inspections": "重点场所巡检情况", "patrol": "巡逻覆盖情况", "publicity": "普法宣传（法律六进）",
+                       "ranking": "乡镇排名"}

@@ -4,9 +4,12 @@ from gridmap.models.base import Base
 from gridmap.models.geography import County, Grid, Town, Village
 from gridmap.models.incidents import Incident, IncidentCategory, IncidentEvent, IncidentSubcategory
 from gridmap.models.places import MediationPoint, PatrolZone, PoliceStation
+from gridmap.models.registries import (CaseReview, CaseReviewItem, Inspection, LegalActivity, Place,
+                                      StaffAssignment)
 
 __all__ = [
     "ApiToken", "AuditEntry", "Base", "County", "Grid", "Incident", "IncidentCategory",
     "IncidentEvent", "IncidentSubcategory", "MediationPoint", "PatrolZone", "PoliceStation",
     "Town", "User", "Village",
 ]
+__all__ += ["CaseReview", "CaseReviewItem", "Inspection", "LegalActivity", "Place", "StaffAssignment"]

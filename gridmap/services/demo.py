@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from gridmap.catalog import CATEGORY_BY_CODE
 from gridmap.services.accounts import audit, create_user
+from gridmap.services.demo_registries import load_demo_registries
 from gridmap.services.errors import ValidationError
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -33,7 +34,8 @@ DEMO_USERS = (
 )
 
 # Children first, so deleting in this order never trips a foreign key.
-DEMO_TABLES = ("incident_events", "incidents", "mediation_points", "patrol_zones", "police_stations",
+DEMO_TABLES = ("case_review_items", "case_reviews", "inspections", "places", "village_staff", "legal_activities",
+               "incident_events", "incidents", "mediation_points", "patrol_zones", "police_stations",
                "grids", "villages", "towns", "counties")
 
 
@@ -95,6 +97,7 @@ def load_demo(session: Session, directory: Path = DEMO_DIR, password: str = "gri
                         for r, w in zip(points.itertuples(), _wkt(points))],
                        template="(%s, %s, %s, %s, %s, %s, ST_GeomFromText(%s, 4326))")
         _load_incidents(cur, incidents)
+    load_demo_registries(session, directory)
     users = _ensure_demo_users(session, password)
     audit(session, None, "demo.load", "county", "410421", {"incidents": len(incidents), "users_created": users})
     session.flush()

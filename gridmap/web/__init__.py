@@ -45,6 +45,10 @@ def init_web(app: Flask) -> None:
     # The API authenticates by bearer token or session cookie; state-changing calls from pages
     # carry the CSRF token in a header, checked in api.bp's before_request.
     csrf.exempt(api.bp)
+    from gridmap.web import registries
+    app.register_blueprint(registries.bp)
+    app.register_blueprint(registries.api_bp)
+    csrf.exempt(registries.api_bp)
 
     @app.teardown_appcontext
     def _close_session(exc):
