@@ -29,7 +29,7 @@ class BboxGeoJson(Layer):
 
     _template = Template("""
         {% macro script(this, kwargs) %}
-        {{ escape_js }}
+        {{ this.escape_js }}
         var {{ this.get_name() }} = L.geoJSON(null, {
             style: function (f) { return {{ this.style_json }}; },
             pointToLayer: function (f, latlng) { return L.circleMarker(latlng, {radius: 5}); },

@@ -28,12 +28,21 @@ def base_map(bounds: tuple[float, float, float, float], basemap_url: str = "",
     the configured basemap (none when ``basemap_url`` is empty)."""
     minx, miny, maxx, maxy = bounds
     m = folium.Map(location=[(miny + maxy) / 2, (minx + maxx) / 2], zoom_start=11, tiles=None,
-                   control_scale=True, prefer_canvas=True)
+                   control_scale=True)
     if basemap_url:
         folium.TileLayer(basemap_url, attr=basemap_attribution or "basemap", name="底图 Basemap",
                          overlay=False, control=True).add_to(m)
     m.fit_bounds([[miny, minx], [maxy, maxx]])
     return m
+
+
+def inline_layer(data: dict, name: str, style: dict, tooltip: dict | None = None,
+                 show: bool = True) -> folium.GeoJson:
+    """A small GeoJSON layer drawn from the page itself; ``tooltip`` maps properties to labels."""
+    tip = None
+    if tooltip and data["features"]:
+        tip = folium.GeoJsonTooltip(list(tooltip), aliases=list(tooltip.values()))
+    return folium.GeoJson(data, name=name, show=show, style_function=lambda f: style, tooltip=tip)
 
 
 def mediation_popup(point: dict) -> str:
@@ -64,14 +73,12 @@ def build_home_map(*, bounds, county: dict, towns: dict, stations: dict, zones: 
         With a layer control, legend, scale bar and only locally served assets.
     """
     m = base_map(bounds, basemap_url, basemap_attribution)
-    folium.GeoJson(county, name="县界 County", style_function=lambda f: {
-        "color": "#222", "weight": 3, "fill": False}).add_to(m)
-    folium.GeoJson(towns, name="乡镇 Towns", style_function=lambda f: {
-        "color": "#444", "weight": 2, "fillOpacity": 0.03},
-        tooltip=folium.GeoJsonTooltip(["name", "code"], aliases=["乡镇", "代码"])).add_to(m)
-    folium.GeoJson(zones, name="巡区 Patrol zones", show=False, style_function=lambda f: {
-        "color": "#1f4e9c", "weight": 1.5, "dashArray": "6 4", "fillOpacity": 0.02},
-        tooltip=folium.GeoJsonTooltip(["name", "code"], aliases=["巡区", "代码"])).add_to(m)
+    inline_layer(county, "县界 County", {"color": "#222", "weight": 3, "fill": False}).add_to(m)
+    inline_layer(towns, "乡镇 Towns", {"color": "#444", "weight": 2, "fillOpacity": 0.03},
+                 {"name": "乡镇", "code": "代码"}).add_to(m)
+    inline_layer(zones, "巡区 Patrol zones", {"color": "#1f4e9c", "weight": 1.5, "dashArray": "6 4",
+                                             "fillOpacity": 0.02}, {"name": "巡区", "code": "代码"},
+                 show=False).add_to(m)
     BboxGeoJson(villages_url, "村/社区 Villages", style={"color": "#777", "weight": 1, "fillOpacity": 0.0},
                 fields={"name": "村/社区", "code": "代码"}, min_zoom=10).add_to(m)
     BboxGeoJson(grids_url, "网格 Grids", style={"color": "#e07b00", "weight": 1, "fillOpacity": 0.05},

@@ -17,16 +17,17 @@ class Layer:
     model: type
     properties: tuple[str, ...]
     id_column: str = "code"
+    points: bool = False
 
 
 LAYERS: dict[str, Layer] = {
     "towns": Layer(Town, ("code", "name")),
     "villages": Layer(Village, ("code", "name", "town_code")),
     "grids": Layer(Grid, ("code", "name", "village_code", "population", "households", "area_km2")),
-    "stations": Layer(PoliceStation, ("code", "name", "town_code")),
+    "stations": Layer(PoliceStation, ("code", "name", "town_code"), points=True),
     "patrol-zones": Layer(PatrolZone, ("code", "name", "station_code")),
     "mediation-points": Layer(MediationPoint, ("id", "name", "kind", "village_code", "contact",
-                                               "mediators", "opening_hours"), id_column="id"),
+                                               "mediators", "opening_hours"), id_column="id", points=True),
 }
 
 
@@ -57,7 +58,7 @@ def layer_geojson(session: Session, user: User, name: str, bbox=None, simplify_m
         geom = func.ST_SimplifyPreserveTopology(model.geom, simplify_m / 111_000.0)
     columns = [getattr(model, p) for p in layer.properties]
     query = select(func.ST_AsGeoJSON(geom, 6).label("geometry"), *columns).where(
-        area_condition(session, user, model.geom))
+        area_condition(session, user, model.geom, layer.points))
     if bbox is not None:
         query = query.where(func.ST_Intersects(model.geom, func.ST_MakeEnvelope(*bbox, 4326)))
     query = query.order_by(getattr(model, layer.id_column))

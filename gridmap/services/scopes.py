@@ -21,16 +21,21 @@ def scope_area(session: Session, user: User):
     return select(func.ST_Union(union.c.geom)).scalar_subquery()
 
 
-def area_condition(session: Session, user: User, geom_column):
+# Neighbouring polygons share edges only up to floating-point noise; shrinking the scope by
+# about 30 m before testing polygons keeps neighbours that merely touch out of scope.
+SCOPE_SHRINK_DEGREES = 0.0003
+
+
+def area_condition(session: Session, user: User, geom_column, points: bool = False):
     """Rows whose geometry lies (at least partly, beyond touching) inside the user's scope."""
     if is_county_wide(user):
         return true()
     if not user.scopes:
         return false()
     area = scope_area(session, user)
-    # Interiors must meet (or a point inside): neighbours that merely touch are not in scope.
-    return or_(func.ST_Relate(geom_column, area, "T********"),
-               func.ST_Relate(geom_column, area, "0********"))
+    if points:
+        return func.ST_Intersects(geom_column, area)
+    return func.ST_Intersects(geom_column, func.ST_Buffer(area, -SCOPE_SHRINK_DEGREES))
 
 
 def coded_condition(user: User, town_col, village_col, grid_col, geom_col=None, session=None):

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from flask import Flask, g, jsonify, request
-from flask_babel import Babel
+from flask_babel import Babel, get_locale
 from flask_login import LoginManager
 from flask_wtf.csrf import CSRFProtect
 from werkzeug.exceptions import HTTPException
@@ -37,14 +37,21 @@ def init_web(app: Flask) -> None:
     login_manager.login_view = "auth.login"
     login_manager.login_message = "请先登录 / Please log in"
     babel.init_app(app, locale_selector=_select_locale)
+    app.jinja_env.globals["get_locale"] = get_locale
 
     app.register_blueprint(auth.bp)
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(assets.bp)
+    from gridmap.web import tiles
+    app.register_blueprint(tiles.bp)
     # The API authenticates by bearer token or session cookie; state-changing calls from pages
     # carry the CSRF token in a header, checked in api.bp's before_request.
     csrf.exempt(api.bp)
+    from gridmap.web import incidents
+    app.register_blueprint(incidents.bp)
+    app.register_blueprint(incidents.api_bp)
+    csrf.exempt(incidents.api_bp)
     from gridmap.web import registries
     app.register_blueprint(registries.bp)
     app.register_blueprint(registries.api_bp)
