@@ -1,0 +1,780 @@
+"""Incidents: report one (validated, scoped, idempotent by client id), find where a point falls,
+find possible duplicates, list and export what a user may see."""
+from __future__ import annotations
+
+import json
+import math
+import re
+import uuid
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta, timezone
+
+from sqlalchemy import and_, case, false, func, literal, or_, select, true
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
+
+from gridmap.analysis.gcj02 import gcj02_to_wgs84
+from gridmap.catalog import LEGAL_CLASSES, OPEN_STATUSES, STATUS_ZH, STATUSES
+from gridmap.models import (County, Grid, Incident, IncidentCategory, IncidentEvent, IncidentSubcategory,
+                            PatrolZone, Town, User, Village)
+from gridmap.services.accounts import audit
+from gridmap.services.errors import Conflict, Forbidden, NotFound, ValidationError
+from gridmap.services.layers import parse_bbox
+from gridmap.services.scopes import coded_condition, is_county_wide
+
+# Roles that handle cases and may therefore see a case's personal details (phone, parties).
+HANDLING_ROLES = ("grid_worker", "mediator", "town_supervisor", "county_officer", "admin")
+REPORTING_ROLES = ("grid_worker", "police", "town_supervisor", "county_officer", "admin")
+PERSONAL_FIELDS = ("contact_phone", "parties")
+
+DESCRIPTION_MAX = 2000
+PARTIES_MAX = 2000
+PHONE_MAX = 40
+# China has one time zone; a timestamp without an offset is read as Beijing time.
+CHINA_TZ = timezone(timedelta(hours=8), "Asia/Shanghai")
+# Phones' clocks drift; a few minutes ahead is not "in the future".
+CLOCK_SKEW = timedelta(minutes=5)
+CRS_NAMES = ("wgs84", "gcj02")
+SORTS = {
+    "-reported_at": (Incident.reported_at.desc(), Incident.id.desc()),
+    "reported_at": (Incident.reported_at.asc(), Incident.id.asc()),
+    "-occurred_at": (Incident.occurred_at.desc(), Incident.id.desc()),
+    "occurred_at": (Incident.occurred_at.asc(), Incident.id.asc()),
+    "deadline": (Incident.deadline_at.asc().nulls_last(), Incident.reported_at.asc(), Incident.id.asc()),
+    "-severity": (Incident.severity.desc(), Incident.reported_at.desc(), Incident.id.desc()),
+}
+SHORT_DESCRIPTION = 140
+
+
+@dataclass(frozen=True)
+class IncidentSettings:
+    """Deployment settings the incident services need (from the Flask config or the CLI)."""
+
+    metric_srid: int = 4547
+    duplicate_distance_m: float = 200.0
+    duplicate_window_hours: float = 72.0
+    page_size: int = 500
+    max_page_size: int = 5000
+    # Above this many incidents in view, the map layer gets server-side clusters instead of points.
+    map_feature_cap: int = 2000
+
+    @classmethod
+    def from_config(cls, config: Mapping) -> IncidentSettings:
+        crs = str(config.get("METRIC_CRS", "EPSG:4547"))
+        match = re.fullmatch(r"(?i)epsg:(\d+)", crs.strip())
+        if not match:
+            raise ValueError(f"METRIC_CRS must look like EPSG:4547, not {crs!r}")
+        return cls(metric_srid=int(match.group(1)),
+                   duplicate_distance_m=float(config.get("DUPLICATE_DISTANCE_M", cls.duplicate_distance_m)),
+                   duplicate_window_hours=float(config.get("DUPLICATE_WINDOW_HOURS", cls.duplicate_window_hours)),
+                   page_size=int(config.get("API_PAGE_SIZE", cls.page_size)),
+                   max_page_size=int(config.get("API_MAX_FEATURES", cls.max_page_size)))
+
+
+@dataclass(frozen=True)
+class Place:
+    grid_code: str
+    grid_name: str
+    village_code: str
+    village_name: str
+    town_code: str
+    town_name: str
+
+    def label(self) -> str:
+        return f"{self.town_name} {self.village_name} {self.grid_name}"
+
+    def as_dict(self) -> dict:
+        return {"grid": {"code": self.grid_code, "name": self.grid_name},
+                "village": {"code": self.village_code, "name": self.village_name},
+                "town": {"code": self.town_code, "name": self.town_name}}
+
+
+@dataclass
+class CreateResult:
+    incident: Incident
+    created: bool
+    duplicates: list[dict] = field(default_factory=list)
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def point(lon: float, lat: float):
+    return func.ST_SetSRID(func.ST_MakePoint(lon, lat), 4326)
+
+
+# --- who sees what ----------------------------------------------------------------------------
+
+def mediation_point_scopes(user: User) -> list[int]:
+    """A mediator's scopes hold the ids of their mediation points (short digit strings)."""
+    return [int(s) for s in user.scopes or () if s.isdigit() and len(s) < 12]
+
+
+def visible_condition(user: User):
+    """SQL condition for the incidents ``user`` may see."""
+    if is_county_wide(user):
+        return true()
+    if user.role == "mediator":
+        ids = mediation_point_scopes(user)
+        return Incident.mediation_point_id.in_(ids) if ids else false()
+    condition = coded_condition(user, Incident.town_code, Incident.village_code, Incident.grid_code,
+                                Incident.geom)
+    if user.role == "grid_worker":
+        condition = or_(condition, Incident.reporter_id == user.id)
+    return condition
+
+
+def can_see_personal_details(user: User) -> bool:
+    """Phone numbers and parties: only for roles handling cases (never the viewer or police)."""
+    return user.role in HANDLING_ROLES
+
+
+def get_visible_incident(session: Session, user: User, incident_id: int, *, for_update: bool = False) -> Incident:
+    query = select(Incident).where(Incident.id == incident_id, visible_condition(user))
+    if for_update:
+        query = query.with_for_update(of=Incident)
+    incident = session.scalar(query)
+    if incident is None:
+        raise NotFound(f"no incident {incident_id} that you may see", "id")
+    return incident
+
+
+# --- where a point falls ----------------------------------------------------------------------
+
+def locate(session: Session, lon: float, lat: float) -> Place | None:
+    """The grid, village and town a WGS84 point falls in (the same rule as the database trigger)."""
+    row = session.execute(
+        select(Grid.code, Grid.name, Village.code, Village.name, Town.code, Town.name)
+        .join(Village, Village.code == Grid.village_code).join(Town, Town.code == Village.town_code)
+        .where(func.ST_Intersects(Grid.geom, point(lon, lat)))
+        .order_by(Grid.code).limit(1)).first()
+    return Place(*row) if row else None
+
+
+def in_county(session: Session, lon: float, lat: float) -> bool:
+    return session.scalar(select(func.count()).select_from(County).where(
+        func.ST_Intersects(County.geom, point(lon, lat)))) > 0
+
+
+def in_user_scope(session: Session, user: User, place: Place, lon: float, lat: float) -> bool:
+    """Whether ``user`` may report at ``place``: their town, village or grid (or patrol zone)."""
+    if is_county_wide(user):
+        return True
+    if {place.grid_code, place.village_code, place.town_code} & set(user.scopes or ()):
+        return True
+    zones = [s for s in user.scopes or () if not s.isdigit()]
+    if zones:
+        return session.scalar(select(func.count()).select_from(PatrolZone).where(
+            PatrolZone.code.in_(zones), func.ST_Intersects(PatrolZone.geom, point(lon, lat)))) > 0
+    return False
+
+
+def describe_location(session: Session, user: User, lon, lat, crs="wgs84") -> dict:
+    """What the pin page shows at once: the place a point falls in and whether the user may pin there."""
+    lon, lat = parse_coordinates(lon, lat, crs, from_text=True)
+    place = locate(session, lon, lat)
+    body = {"lon": lon, "lat": lat, "inside_county": place is not None or in_county(session, lon, lat),
+            "place": place.as_dict() if place else None, "in_scope": False}
+    if place is None:
+        body["message"] = ("该位置不在本县任何网格内 / the point lies in no grid of the county"
+                           if body["inside_county"] else "该位置在本县之外 / the point is outside the county")
+    elif user.role not in REPORTING_ROLES:
+        body["message"] = "您的角色不能上报事件 / your role cannot report incidents"
+    elif not in_user_scope(session, user, place, lon, lat):
+        body["message"] = f"该位置（{place.label()}）不在您的辖区内 / the point is outside your area"
+    else:
+        body["in_scope"] = True
+        body["message"] = place.label()
+    return body
+
+
+# --- validating input -------------------------------------------------------------------------
+
+def _number(value, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValidationError(f"{name} must be a number (decimal degrees)", name)
+    return float(value)
+
+
+def parse_coordinates(lon, lat, crs="wgs84", *, from_text: bool = False) -> tuple[float, float]:
+    """Numbers in range, converted from GCJ-02 when ``crs`` says so. JSON must carry numbers;
+    ``from_text`` parses query-string values."""
+    if from_text and isinstance(lon, str):
+        lon = _float_text(lon, "lon")
+    if from_text and isinstance(lat, str):
+        lat = _float_text(lat, "lat")
+    if lon is None:
+        raise ValidationError("lon is required", "lon")
+    if lat is None:
+        raise ValidationError("lat is required", "lat")
+    lon, lat = _number(lon, "lon"), _number(lat, "lat")
+    if not -180 <= lon <= 180:
+        raise ValidationError("lon must be between -180 and 180", "lon")
+    if not -90 <= lat <= 90:
+        raise ValidationError("lat must be between -90 and 90", "lat")
+    crs = (crs or "wgs84")
+    if not isinstance(crs, str) or crs.lower() not in CRS_NAMES:
+        raise ValidationError("crs must be wgs84 or gcj02", "crs")
+    if crs.lower() == "gcj02":
+        lon, lat = gcj02_to_wgs84(lon, lat)
+    return lon, lat
+
+
+def _float_text(text: str, name: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise ValidationError(f"{name} must be a number (decimal degrees)", name) from None
+
+
+def parse_client_id(value) -> uuid.UUID | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise ValidationError("client_id must be a UUID string", "client_id")
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise ValidationError("client_id must be a UUID", "client_id") from None
+
+
+def parse_timestamp(value, name: str) -> datetime:
+    """ISO 8601 date-time; without an offset it is Beijing time."""
+    if not isinstance(value, str) or not value.strip():
+        raise ValidationError(f"{name} must be an ISO 8601 date-time such as 2026-11-26T09:30+08:00", name)
+    try:
+        parsed = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise ValidationError(f"{name} must be an ISO 8601 date-time such as 2026-11-26T09:30+08:00",
+                              name) from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=CHINA_TZ)
+
+
+def _optional_text(data: Mapping, name: str, limit: int) -> str | None:
+    value = data.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ValidationError(f"{name} must be text", name)
+    if len(value) > limit:
+        raise ValidationError(f"{name} is too long ({len(value)} characters; at most {limit})", name)
+    return value.strip() or None
+
+
+def validate_category(session: Session, category, subcategory) -> tuple[IncidentCategory, str | None]:
+    """Category and subcategory codes checked against the database tables."""
+    if category is None or category == "":
+        raise ValidationError("category is required", "category")
+    if not isinstance(category, str) or session.get(IncidentCategory, category) is None:
+        known = ", ".join(session.scalars(select(IncidentCategory.code).order_by(IncidentCategory.code)))
+        raise ValidationError(f"unknown category {category!r}; one of {known}", "category")
+    if subcategory is None or subcategory == "":
+        return session.get(IncidentCategory, category), None
+    if not isinstance(subcategory, str) or session.get(IncidentSubcategory, (category, subcategory)) is None:
+        known = ", ".join(session.scalars(select(IncidentSubcategory.code).where(
+            IncidentSubcategory.category_code == category).order_by(IncidentSubcategory.code)))
+        raise ValidationError(f"unknown subcategory {subcategory!r} of {category}; one of {known}", "subcategory")
+    return session.get(IncidentCategory, category), subcategory
+
+
+def validate_new_incident(session: Session, user: User, data: Mapping, now: datetime) -> dict:
+    """Check every field of a new incident; returns the column values (WGS84 lon/lat included).
+
+    Raises ValidationError naming the first bad field, or Forbidden for a role that may not
+    report or a point outside the user's area. Writes nothing.
+    """
+    if user.role not in REPORTING_ROLES:
+        raise Forbidden(f"role {user.role} may not report incidents", "role")
+    lon, lat = parse_coordinates(data.get("lon"), data.get("lat"), data.get("crs", "wgs84"))
+    category, subcategory = validate_category(session, data.get("category"), data.get("subcategory"))
+
+    severity = data.get("severity", 1)
+    if isinstance(severity, bool) or not isinstance(severity, int) or not 1 <= severity <= 4:
+        raise ValidationError("severity must be a whole number from 1 to 4", "severity")
+
+    occurred_raw = data.get("occurred_at")
+    occurred_at = now if occurred_raw in (None, "") else parse_timestamp(occurred_raw, "occurred_at")
+    if occurred_at > now + CLOCK_SKEW:
+        raise ValidationError("occurred_at is in the future", "occurred_at")
+
+    description = data.get("description", "")
+    if description is None:
+        description = ""
+    if not isinstance(description, str):
+        raise ValidationError("description must be text", "description")
+    if len(description) > DESCRIPTION_MAX:
+        raise ValidationError(f"description is too long ({len(description)} characters; at most "
+                              f"{DESCRIPTION_MAX})", "description")
+
+    enterprise = data.get("enterprise_involved", False)
+    if not isinstance(enterprise, bool):
+        raise ValidationError("enterprise_involved must be true or false", "enterprise_involved")
+    legal_class = data.get("legal_class", "none") or "none"
+    if legal_class not in LEGAL_CLASSES:
+        raise ValidationError(f"legal_class must be one of {', '.join(LEGAL_CLASSES)}", "legal_class")
+    contact_phone = _optional_text(data, "contact_phone", PHONE_MAX)
+    parties = _optional_text(data, "parties", PARTIES_MAX)
+
+    place = locate(session, lon, lat)
+    if place is None:
+        if in_county(session, lon, lat):
+            raise ValidationError("the point lies in no grid of the county", "lon")
+        raise ValidationError("the point is outside the county (该位置在本县之外)", "lon")
+    if not in_user_scope(session, user, place, lon, lat):
+        raise Forbidden(f"该位置（{place.label()}）不在您的辖区内 / the point is outside your area", "lon")
+    return {"lon": lon, "lat": lat, "category": category.code, "subcategory": subcategory,
+            "severity": severity, "occurred_at": occurred_at, "description": description.strip(),
+            "enterprise_involved": enterprise, "legal_class": legal_class,
+            "contact_phone": contact_phone, "parties": parties, "place": place}
+
+
+# --- reporting --------------------------------------------------------------------------------
+
+def create_incident(session: Session, user: User, data, settings: IncidentSettings = IncidentSettings(),
+                    now: datetime | None = None) -> CreateResult:
+    """Report an incident for ``user``.
+
+    The client's ``client_id`` makes this idempotent: sending the same pin again returns the first
+    incident (``created`` False), also when two copies race (INSERT ... ON CONFLICT DO NOTHING).
+    Writes the incident, its first history event and an audit entry, or nothing.
+    """
+    now = now or utcnow()
+    if not isinstance(data, Mapping):
+        raise ValidationError("the body must be a JSON object", "body")
+    client_id = parse_client_id(data.get("client_id"))
+    if client_id is not None:
+        existing = session.scalar(select(Incident).where(Incident.client_id == client_id))
+        if existing is not None:
+            return _replayed(user, existing)
+    values = validate_new_incident(session, user, data, now)
+    place: Place = values.pop("place")
+    lon, lat = values.pop("lon"), values.pop("lat")
+    statement = (pg_insert(Incident)
+                 .values(client_id=client_id or uuid.uuid4(), status="reported", reported_at=now,
+                         reporter_id=user.id, geom=point(lon, lat), **values)
+                 .on_conflict_do_nothing(index_elements=[Incident.client_id])
+                 .returning(Incident.id))
+    try:
+        with session.begin_nested():
+            incident_id = session.scalar(statement)
+    except DBAPIError as err:
+        if getattr(err.orig, "pgcode", None) == "GM001":
+            raise ValidationError("the point lies in no grid of the county", "lon") from None
+        raise
+    if incident_id is None:  # the same client_id won a race with this request
+        return _replayed(user, session.scalar(select(Incident).where(Incident.client_id == client_id)))
+    session.add(IncidentEvent(incident_id=incident_id, from_status=None, to_status="reported", actor_id=user.id,
+                              at=now, note="", data={"place": place.as_dict(), "crs": data.get("crs") or "wgs84"}))
+    audit(session, user.id, "incident.create", "incident", incident_id,
+          {"category": values["category"], "grid": place.grid_code, "client_id": str(client_id or "")})
+    session.flush()
+    incident = session.get(Incident, incident_id)
+    duplicates = possible_duplicates(session, user, values["category"], lon, lat, values["occurred_at"],
+                                     settings, exclude_id=incident_id)
+    return CreateResult(incident, True, duplicates)
+
+
+def _replayed(user: User, existing: Incident) -> CreateResult:
+    if existing.reporter_id != user.id:
+        raise Conflict("client_id is already used by another report", "client_id")
+    return CreateResult(existing, False, [])
+
+
+def possible_duplicates(session: Session, user: User, category: str, lon: float, lat: float,
+                        occurred_at: datetime, settings: IncidentSettings = IncidentSettings(),
+                        exclude_id: int | None = None, limit: int = 10) -> list[dict]:
+    """Open incidents of the same category within the configured distance and time window, nearest first."""
+    distance = settings.duplicate_distance_m
+    window = timedelta(hours=settings.duplicate_window_hours)
+    here = point(lon, lat)
+    # A bounding box in degrees lets the GiST index narrow the search before the metric test.
+    dlat = distance / 110_000 * 1.1
+    dlon = distance / (111_320 * max(math.cos(math.radians(lat)), 0.01)) * 1.1
+    metric_distance = func.ST_Distance(func.ST_Transform(Incident.geom, settings.metric_srid),
+                                       func.ST_Transform(here, settings.metric_srid))
+    query = (select(Incident.id, Incident.category, Incident.subcategory, Incident.status, Incident.occurred_at,
+                    Incident.description, Village.name.label("village_name"),
+                    metric_distance.label("distance_m"))
+             .join(Village, Village.code == Incident.village_code)
+             .where(Incident.category == category, Incident.status.in_(OPEN_STATUSES),
+                    Incident.geom.intersects(func.ST_Expand(here, dlon, dlat)),
+                    metric_distance <= distance,
+                    Incident.occurred_at.between(occurred_at - window, occurred_at + window),
+                    visible_condition(user))
+             .order_by(metric_distance, Incident.id).limit(limit))
+    if exclude_id is not None:
+        query = query.where(Incident.id != exclude_id)
+    return [{"id": r.id, "category": r.category, "subcategory": r.subcategory, "status": r.status,
+             "status_zh": STATUS_ZH[r.status], "occurred_at": r.occurred_at.isoformat(),
+             "description": _short(r.description), "village_name": r.village_name,
+             "distance_m": round(float(r.distance_m), 1)} for r in session.execute(query)]
+
+
+def find_duplicates(session: Session, user: User, args: Mapping, settings: IncidentSettings = IncidentSettings(),
+                    now: datetime | None = None) -> list[dict]:
+    """Possible duplicates for a pin not yet saved (query-string arguments, as the pin page sends them)."""
+    lon, lat = parse_coordinates(args.get("lon"), args.get("lat"), args.get("crs", "wgs84"), from_text=True)
+    category, _ = validate_category(session, args.get("category"), None)
+    raw = args.get("occurred_at")
+    occurred_at = parse_timestamp(raw, "occurred_at") if raw else (now or utcnow())
+    exclude = args.get("exclude")
+    exclude_id = _int_arg(exclude, "exclude") if exclude else None
+    return possible_duplicates(session, user, category.code, lon, lat, occurred_at, settings, exclude_id)
+
+
+# --- listing ----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class IncidentFilters:
+    bbox: tuple[float, float, float, float] | None = None
+    categories: tuple[str, ...] = ()
+    statuses: tuple[str, ...] = ()
+    town: str | None = None
+    village: str | None = None
+    grid: str | None = None
+    occurred_from: datetime | None = None
+    occurred_to: datetime | None = None
+    overdue: bool | None = None
+    mine: bool = False
+    sort: str = "-reported_at"
+
+    def query_args(self) -> dict[str, str]:
+        """The filters as query-string arguments (for links to exports and further pages)."""
+        args: dict[str, str] = {}
+        if self.bbox:
+            args["bbox"] = ",".join(f"{v:.6f}" for v in self.bbox)
+        if self.categories:
+            args["category"] = ",".join(self.categories)
+        if self.statuses:
+            args["status"] = ",".join(self.statuses)
+        for name in ("town", "village", "grid"):
+            if getattr(self, name):
+                args[name] = getattr(self, name)
+        if self.occurred_from:
+            args["from"] = _date_text(self.occurred_from, end_of_day=False)
+        if self.occurred_to:
+            args["to"] = _date_text(self.occurred_to, end_of_day=True)
+        if self.overdue is not None:
+            args["overdue"] = "1" if self.overdue else "0"
+        if self.mine:
+            args["mine"] = "1"
+        if self.sort != "-reported_at":
+            args["sort"] = self.sort
+        return args
+
+
+def _int_arg(value, name: str) -> int:
+    try:
+        return int(str(value))
+    except ValueError:
+        raise ValidationError(f"{name} must be a whole number", name) from None
+
+
+def _bool_arg(value, name: str) -> bool | None:
+    if value is None or value == "":
+        return None
+    text = str(value).lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ValidationError(f"{name} must be true or false", name)
+
+
+def _list_arg(args: Mapping, name: str) -> tuple[str, ...]:
+    raw = args.get(name) or ""
+    return tuple(dict.fromkeys(p.strip() for p in str(raw).split(",") if p.strip()))
+
+
+def _date_arg(value, name: str, end_of_day: bool) -> datetime | None:
+    if value is None or value == "":
+        return None
+    text = str(value).strip()
+    if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+        day = date.fromisoformat(text)
+        return datetime.combine(day + timedelta(days=1) if end_of_day else day, time(0), CHINA_TZ)
+    return parse_timestamp(text, name)
+
+
+def _date_text(value: datetime, end_of_day: bool) -> str:
+    """The inverse of ``_date_arg``: a whole Beijing day back as its date."""
+    local = value.astimezone(CHINA_TZ)
+    if local.time() == time(0):
+        return (local.date() - timedelta(days=1) if end_of_day else local.date()).isoformat()
+    return value.isoformat()
+
+
+def parse_filters(session: Session, args: Mapping, default_sort: str = "-reported_at") -> IncidentFilters:
+    """Filters from query-string arguments; every bad value raises ValidationError naming it.
+
+    ``category`` and ``status`` take comma lists (``status=open`` means every open status);
+    ``from``/``to`` take dates (``to`` includes its whole day) or date-times.
+    """
+    categories = _list_arg(args, "category")
+    if categories:
+        known = set(session.scalars(select(IncidentCategory.code)))
+        unknown = [c for c in categories if c not in known]
+        if unknown:
+            raise ValidationError(f"unknown category {unknown[0]!r}", "category")
+    statuses: list[str] = []
+    for status in _list_arg(args, "status"):
+        if status == "open":
+            statuses.extend(OPEN_STATUSES)
+        elif status in STATUSES:
+            statuses.append(status)
+        else:
+            raise ValidationError(f"unknown status {status!r}; one of open, {', '.join(STATUSES)}", "status")
+    codes = {}
+    for name, digits in (("town", 12), ("village", 12), ("grid", 15)):
+        value = args.get(name) or None
+        if value is not None and not re.fullmatch(rf"\d{{{digits}}}", str(value)):
+            raise ValidationError(f"{name} must be a {digits}-digit code", name)
+        codes[name] = value
+    occurred_from = _date_arg(args.get("from"), "from", end_of_day=False)
+    occurred_to = _date_arg(args.get("to"), "to", end_of_day=True)
+    if occurred_from and occurred_to and occurred_from >= occurred_to:
+        raise ValidationError("from must be before to", "from")
+    sort = args.get("sort") or default_sort
+    if sort not in SORTS:
+        raise ValidationError(f"sort must be one of {', '.join(SORTS)}", "sort")
+    return IncidentFilters(bbox=parse_bbox(args.get("bbox")), categories=categories,
+                           statuses=tuple(dict.fromkeys(statuses)), occurred_from=occurred_from,
+                           occurred_to=occurred_to, overdue=_bool_arg(args.get("overdue"), "overdue"),
+                           mine=bool(_bool_arg(args.get("mine"), "mine")), sort=sort, **codes)
+
+
+def overdue_condition(now: datetime):
+    """Open and past its deadline (a case resolved in time is not overdue while awaiting closure)."""
+    return and_(Incident.status.in_(OPEN_STATUSES), Incident.deadline_at.is_not(None),
+                Incident.deadline_at < func.coalesce(Incident.resolved_at, literal(now)))
+
+
+def filter_conditions(user: User, filters: IncidentFilters, now: datetime) -> list:
+    conditions = [visible_condition(user)]
+    if filters.bbox:
+        conditions.append(Incident.geom.intersects(func.ST_MakeEnvelope(*filters.bbox, 4326)))
+    if filters.categories:
+        conditions.append(Incident.category.in_(filters.categories))
+    if filters.statuses:
+        conditions.append(Incident.status.in_(filters.statuses))
+    if filters.town:
+        conditions.append(Incident.town_code == filters.town)
+    if filters.village:
+        conditions.append(Incident.village_code == filters.village)
+    if filters.grid:
+        conditions.append(Incident.grid_code == filters.grid)
+    if filters.occurred_from:
+        conditions.append(Incident.occurred_at >= filters.occurred_from)
+    if filters.occurred_to:
+        conditions.append(Incident.occurred_at < filters.occurred_to)
+    if filters.overdue is not None:
+        overdue = overdue_condition(now)
+        conditions.append(overdue if filters.overdue else ~overdue)
+    if filters.mine:
+        conditions.append(Incident.reporter_id == user.id)
+    return conditions
+
+
+def _short(text: str | None) -> str:
+    text = text or ""
+    return text if len(text) <= SHORT_DESCRIPTION else text[:SHORT_DESCRIPTION - 1] + "…"
+
+
+def _summary_query(now: datetime):
+    sub = IncidentSubcategory
+    return (select(Incident.id, Incident.category, Incident.subcategory, Incident.severity, Incident.status,
+                   Incident.occurred_at, Incident.reported_at, Incident.accepted_at, Incident.deadline_at,
+                   Incident.resolved_at, Incident.closed_at, Incident.grid_code, Incident.village_code,
+                   Incident.town_code, Incident.description, Incident.enterprise_involved, Incident.legal_class,
+                   Incident.resolution_level, Incident.satisfaction, Incident.duplicate_of,
+                   Incident.mediation_point_id, Incident.mediation_outcome, Incident.reporter_id,
+                   Incident.contact_phone, Incident.parties,
+                   IncidentCategory.name_zh.label("category_zh"), IncidentCategory.colour,
+                   sub.name_zh.label("subcategory_zh"), Village.name.label("village_name"),
+                   Town.name.label("town_name"),
+                   func.ST_X(Incident.geom).label("lon"), func.ST_Y(Incident.geom).label("lat"),
+                   case((overdue_condition(now), True), else_=False).label("overdue"))
+            .join(IncidentCategory, IncidentCategory.code == Incident.category)
+            .outerjoin(sub, and_(sub.category_code == Incident.category, sub.code == Incident.subcategory))
+            .join(Village, Village.code == Incident.village_code)
+            .join(Town, Town.code == Incident.town_code))
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def _summary_properties(row, *, full_description: bool = False, personal: bool = False) -> dict:
+    props = {
+        "id": row.id, "category": row.category, "category_zh": row.category_zh, "colour": row.colour,
+        "subcategory": row.subcategory, "subcategory_zh": row.subcategory_zh, "severity": row.severity,
+        "status": row.status, "status_zh": STATUS_ZH[row.status], "overdue": bool(row.overdue),
+        "occurred_at": _iso(row.occurred_at), "reported_at": _iso(row.reported_at),
+        "accepted_at": _iso(row.accepted_at), "deadline_at": _iso(row.deadline_at),
+        "resolved_at": _iso(row.resolved_at), "closed_at": _iso(row.closed_at),
+        "grid_code": row.grid_code, "village_code": row.village_code, "village_name": row.village_name,
+        "town_code": row.town_code, "town_name": row.town_name,
+        "description": row.description if full_description else _short(row.description),
+        "enterprise_involved": row.enterprise_involved, "legal_class": row.legal_class,
+        "resolution_level": row.resolution_level, "satisfaction": row.satisfaction,
+        "duplicate_of": row.duplicate_of, "mediation_point_id": row.mediation_point_id,
+        "mediation_outcome": row.mediation_outcome,
+    }
+    if personal:
+        props.update({name: getattr(row, name) for name in PERSONAL_FIELDS})
+    return props
+
+
+def _feature(row, properties: dict) -> dict:
+    return {"type": "Feature", "id": row.id,
+            "geometry": {"type": "Point", "coordinates": [round(row.lon, 7), round(row.lat, 7)]},
+            "properties": properties}
+
+
+def list_incidents(session: Session, user: User, filters: IncidentFilters, page: int = 1,
+                   page_size: int | None = None, settings: IncidentSettings = IncidentSettings(),
+                   now: datetime | None = None) -> dict:
+    """One page of the incidents ``user`` may see, as a GeoJSON FeatureCollection.
+
+    ``numberMatched`` counts every match; ``next_page`` is None on the last page. No personal
+    details: those are on the case (``incident_detail``) and in exports for handling roles.
+    """
+    now = now or utcnow()
+    page_size = settings.page_size if page_size is None else page_size
+    if page < 1:
+        raise ValidationError("page must be 1 or more", "page")
+    if not 1 <= page_size <= settings.max_page_size:
+        raise ValidationError(f"page_size must be from 1 to {settings.max_page_size}", "page_size")
+    conditions = filter_conditions(user, filters, now)
+    matched = session.scalar(select(func.count()).select_from(Incident).where(*conditions))
+    query = (_summary_query(now).where(*conditions).order_by(*SORTS[filters.sort])
+             .offset((page - 1) * page_size).limit(page_size))
+    features = [_feature(row, _summary_properties(row)) for row in session.execute(query)]
+    return {"type": "FeatureCollection", "features": features, "numberMatched": matched,
+            "numberReturned": len(features), "page": page, "page_size": page_size,
+            "next_page": page + 1 if page * page_size < matched else None}
+
+
+def map_layer(session: Session, user: User, filters: IncidentFilters, zoom: int,
+              settings: IncidentSettings = IncidentSettings(), now: datetime | None = None) -> dict:
+    """What the incidents map shows for one view: the incidents themselves, or, when more than
+    ``settings.map_feature_cap`` are in view, server-side clusters (one feature per grid cell with
+    its count), so the response never grows with the number of incidents."""
+    now = now or utcnow()
+    if not 0 <= zoom <= 24:
+        raise ValidationError("zoom must be from 0 to 24", "zoom")
+    conditions = filter_conditions(user, filters, now)
+    cap = settings.map_feature_cap
+    in_view = session.scalar(select(func.count()).select_from(
+        select(Incident.id).where(*conditions).limit(cap + 1).subquery()))
+    if in_view <= cap:
+        collection = list_incidents(session, user, filters, 1, cap, settings=IncidentSettings(
+            max_page_size=cap, page_size=cap), now=now)
+        collection["clustered"] = False
+        return collection
+    # Cells of about 60 screen pixels at this zoom (256-pixel tiles).
+    cell = 360.0 / (256 * 2 ** zoom) * 60
+    snapped = func.ST_SnapToGrid(Incident.geom, cell)
+    centre = func.ST_Centroid(func.ST_Collect(Incident.geom))
+    query = (select(func.count().label("n"), func.ST_X(centre).label("lon"), func.ST_Y(centre).label("lat"),
+                    func.sum(case((overdue_condition(now), 1), else_=0)).label("overdue"),
+                    func.mode().within_group(Incident.category).label("category"))
+             .where(*conditions).group_by(snapped))
+    features = [{"type": "Feature", "geometry": {"type": "Point", "coordinates": [r.lon, r.lat]},
+                 "properties": {"cluster": True, "count": r.n, "overdue": int(r.overdue),
+                                "category": r.category}} for r in session.execute(query)]
+    matched = sum(f["properties"]["count"] for f in features)
+    return {"type": "FeatureCollection", "features": features, "clustered": True, "numberMatched": matched,
+            "numberReturned": len(features)}
+
+
+# --- one case ---------------------------------------------------------------------------------
+
+def incident_detail(session: Session, user: User, incident_id: int, now: datetime | None = None) -> dict:
+    """One incident as a GeoJSON Feature with every field the user may see and its history."""
+    now = now or utcnow()
+    get_visible_incident(session, user, incident_id)
+    row = session.execute(_summary_query(now).add_columns(
+        Incident.dispatched_to_kind, Incident.dispatched_to, Incident.client_id,
+        Grid.name.label("grid_name")).join(Grid, Grid.code == Incident.grid_code)
+        .where(Incident.id == incident_id)).one()
+    props = _summary_properties(row, full_description=True, personal=can_see_personal_details(user))
+    props.update({"grid_name": row.grid_name, "dispatched_to_kind": row.dispatched_to_kind,
+                  "dispatched_to": row.dispatched_to, "client_id": str(row.client_id) if row.client_id else None,
+                  "personal_details_shown": can_see_personal_details(user)})
+    reporter = session.get(User, row.reporter_id) if row.reporter_id else None
+    props["reporter"] = (reporter.display_name or reporter.username) if reporter else None
+    props["history"] = incident_history(session, incident_id)
+    return _feature(row, props)
+
+
+def incident_history(session: Session, incident_id: int) -> list[dict]:
+    rows = session.execute(
+        select(IncidentEvent, User.username, User.display_name, User.role)
+        .outerjoin(User, User.id == IncidentEvent.actor_id)
+        .where(IncidentEvent.incident_id == incident_id)
+        .order_by(IncidentEvent.at, IncidentEvent.id))
+    return [{"from_status": e.from_status, "to_status": e.to_status,
+             "to_status_zh": STATUS_ZH.get(e.to_status, e.to_status),
+             "from_status_zh": STATUS_ZH.get(e.from_status, e.from_status), "at": e.at.isoformat(),
+             "actor": (display or username) if username else None, "actor_role": role,
+             "note": e.note, "data": e.data or {}}
+            for e, username, display, role in rows]
+
+
+# --- exports ----------------------------------------------------------------------------------
+
+EXPORT_COLUMNS = ("id", "category", "category_zh", "subcategory", "subcategory_zh", "severity", "status",
+                  "status_zh", "overdue", "occurred_at", "reported_at", "accepted_at", "deadline_at",
+                  "resolved_at", "closed_at", "town_code", "town_name", "village_code", "village_name",
+                  "grid_code", "enterprise_involved", "legal_class", "resolution_level", "satisfaction",
+                  "duplicate_of", "mediation_point_id", "mediation_outcome", "description", "lon", "lat")
+
+
+def export_columns(user: User) -> tuple[str, ...]:
+    """Columns of an export for ``user``: personal details only for roles handling cases."""
+    return EXPORT_COLUMNS + (PERSONAL_FIELDS if can_see_personal_details(user) else ())
+
+
+def export_rows(session: Session, user: User, filters: IncidentFilters,
+                now: datetime | None = None) -> Iterator[dict]:
+    """Every incident matching ``filters`` that ``user`` may see, streamed in batches."""
+    now = now or utcnow()
+    personal = can_see_personal_details(user)
+    query = (_summary_query(now).where(*filter_conditions(user, filters, now)).order_by(*SORTS[filters.sort])
+             .execution_options(yield_per=1000))
+    for row in session.execute(query):
+        props = _summary_properties(row, full_description=True, personal=personal)
+        props["lon"], props["lat"] = round(row.lon, 7), round(row.lat, 7)
+        yield props
+
+
+def export_geojson_chunks(session: Session, user: User, filters: IncidentFilters,
+                          now: datetime | None = None) -> Iterator[str]:
+    """A GeoJSON FeatureCollection as text chunks, so a large export is never held in memory."""
+    yield '{"type": "FeatureCollection", "features": ['
+    first = True
+    for props in export_rows(session, user, filters, now):
+        lon, lat = props.pop("lon"), props.pop("lat")
+        feature = {"type": "Feature", "id": props["id"],
+                   "geometry": {"type": "Point", "coordinates": [lon, lat]}, "properties": props}
+        yield ("" if first else ",\n") + json.dumps(feature, ensure_ascii=False)
+        first = False
+    yield "]}\n"
+
+
+def scope_bounds(session: Session, user: User) -> tuple[float, float, float, float] | None:
+    """(minlon, minlat, maxlon, maxlat) of the user's area, for the pin page's first view."""
+    if is_county_wide(user) or not user.scopes:
+        extent = session.scalar(select(func.ST_Extent(County.geom)))
+    else:
+        parts = [select(model.geom).where(model.code.in_(user.scopes)) for model in (Town, Village, Grid, PatrolZone)]
+        union = parts[0].union_all(*parts[1:]).subquery()
+        extent = session.scalar(select(func.ST_Extent(union.c.geom)))
+    if not extent:
+        return None
+    numbers = [float(v) for v in re.findall(r"-?\d+(?:\.\d+)?", extent)]
+    return tuple(numbers[:4]) if len(numbers) >= 4 else None
