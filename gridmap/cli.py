@@ -228,6 +228,65 @@ def registries_bulletin(period, start, end, town, title, out):
     click.echo(f"wrote {out}")
 
 
+# --- registries (issue 7) -------------------------------------------------------------------
+
+@main.group()
+def registries():
+    """Inspected places, village staff, bulletins (重点场所、一村一警一律师、定期通报)."""
+
+
+@registries.command("import-places")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--crs", default=None, help="CRS of CSV coordinates (default WGS84; gcj02 or EPSG:xxxx)")
+@click.option("--layer", default=None, help="layer of a GeoPackage")
+@readable_errors
+def registries_import_places(file, crs, layer):
+    """Import places from FILE (CSV with lon/lat columns, GeoJSON or GeoPackage); all rows or none."""
+    from tqdm import tqdm
+
+    from gridmap.db import session_scope
+    from gridmap.services.registries import import_places
+
+    with session_scope() as session, tqdm(desc="checking rows", unit="row", disable=None) as bar:
+        report = import_places(session, None, file, crs=crs, layer=layer, progress=bar.update)
+    click.echo(f"imported {report.imported} of {report.rows} rows: "
+               + ", ".join(f"{kind} {n}" for kind, n in sorted(report.by_kind.items())))
+
+
+@registries.command("bulletin")
+@click.option("--period", help="a month such as 2023-05")
+@click.option("--start", help="first day (instead of --period)")
+@click.option("--end", help="last day (instead of --period)")
+@click.option("--town", default=None, help="12-digit town code (default: the county)")
+@click.option("--title", default="定期通报", show_default=True)
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="file to write: .pdf, .xlsx or .json")
+@readable_errors
+def registries_bulletin(period, start, end, town, title, out):
+    """Write a campaign bulletin (定期通报) for a town or the county as PDF, Excel or JSON."""
+    import json
+
+    from gridmap.db import session_scope
+    from gridmap.services import bulletins
+    from gridmap.services.errors import ValidationError
+    from gridmap.services.registries import today_in_china
+
+    suffix = out.suffix.lower()
+    if suffix not in (".pdf", ".xlsx", ".json"):
+        raise ValidationError("--out must end in .pdf, .xlsx or .json", "out")
+    with session_scope() as session:
+        request = bulletins.parse_request(session, {"period": period, "start": start, "end": end, "town": town,
+                                                    "title": title}, today_in_china())
+        bulletin = bulletins.build_bulletin(session, None, request)
+        if suffix == ".json":
+            out.write_text(json.dumps(bulletin.as_dict(), ensure_ascii=False, indent=1), encoding="utf-8")
+        else:
+            image = bulletins.bulletin_map_png(session, bulletin)
+            writer = bulletins.bulletin_pdf if suffix == ".pdf" else bulletins.bulletin_xlsx
+            out.write_bytes(writer(bulletin, image))
+    click.echo(f"wrote {out}")
+
+
 # --- server ---------------------------------------------------------------------------------
 
 @main.command("serve")

@@ -177,9 +177,10 @@ def inspections_due_in_period(places: pd.DataFrame, inspections: pd.DataFrame, s
     before = inspections[dates < start]
     within = inspections[(dates >= start) & (dates <= end)]
     last_before = pd.to_datetime(before["inspected_on"]).groupby(before["place_id"]).max()
-    out["last_inspected"] = out["id"].map(last_before)
+    # reindex, not map: mapping through an empty Series loses the datetime dtype.
+    out["last_inspected"] = last_before.reindex(out["id"]).to_numpy()
     due = next_due_dates(out)
-    out["inspections"] = out["id"].map(within.groupby("place_id").size()).fillna(0).astype("int64")
+    out["inspections"] = within.groupby("place_id").size().reindex(out["id"], fill_value=0).to_numpy(dtype="int64")
     out["owed"] = [d <= end for d in due] if len(out) else pd.Series([], dtype=bool)
     out["done"] = out["owed"] & (out["inspections"] > 0)
     return out.drop(columns=["last_inspected"])

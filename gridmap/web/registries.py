@@ -291,7 +291,7 @@ def reviews_index():
 def reviews_create():
     session, user = db_session(), current_db_user()
     review = case_review.create_review(session, user, _json_body())
-    body = {**case_review.review_dict(review), "items": case_review.review_items(session, user, review.id)}
+    body = {**case_review.review_dict(review), "cases": case_review.review_items(session, user, review.id)}
     session.commit()
     response = jsonify(body)
     response.status_code = 201
@@ -303,7 +303,7 @@ def reviews_create():
 def reviews_detail(review_id: int):
     session, user = db_session(), current_db_user()
     return jsonify({**case_review.review_report(session, user, review_id),
-                    "items": case_review.review_items(session, user, review_id)})
+                    "cases": case_review.review_items(session, user, review_id)})
 
 
 @api_bp.post("/reviews/<int:review_id>/items/<int:item_id>")
