@@ -29,9 +29,8 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
-from pyproj import Transformer
 
-from gridmap.analysis.tracks import DEFAULT_METRIC_CRS
+from gridmap.analysis.tracks import DEFAULT_METRIC_CRS, project_geometries, transformer
 
 __all__ = [
     "CoverageError",
@@ -118,7 +117,7 @@ def _check_polygons(polygons: gpd.GeoDataFrame, id_column: str | None, what: str
     kinds = set(geoms.geom_type)
     if not kinds <= {"Polygon", "MultiPolygon"}:
         raise CoverageError(f"{what} must be polygons, got {', '.join(sorted(kinds))}")
-    return ids, geoms.to_crs(metric_crs).to_numpy()
+    return ids, project_geometries(geoms.to_numpy(), polygons.crs, metric_crs)
 
 
 def _positive(value, name: str) -> float:
@@ -128,7 +127,7 @@ def _positive(value, name: str) -> float:
 
 
 def _metric_xy(lon: np.ndarray, lat: np.ndarray, metric_crs: str) -> tuple[np.ndarray, np.ndarray]:
-    x, y = Transformer.from_crs("EPSG:4326", metric_crs, always_xy=True).transform(lon, lat)
+    x, y = transformer("EPSG:4326", metric_crs).transform(lon, lat)
     return np.asarray(x), np.asarray(y)
 
 
@@ -426,7 +425,7 @@ def _grid_zones(grids: gpd.GeoDataFrame, zones: gpd.GeoDataFrame | None, metric_
                                 "'zone_code' and polygons) to place each grid in a zone")
         return pd.Series(grids["zone_code"].to_numpy(), index=pd.Index(grids["code"], name="code"))
     zone_ids, zone_geoms = _check_polygons(zones, "zone_code", "zones", metric_crs)
-    grid_points = shapely.point_on_surface(grids.geometry.to_crs(metric_crs).to_numpy())
+    grid_points = shapely.point_on_surface(project_geometries(grids.geometry.to_numpy(), grids.crs, metric_crs))
     g_idx, z_idx = shapely.STRtree(zone_geoms).query(grid_points, predicate="within")
     zone_of = pd.Series(np.asarray(zone_ids)[z_idx], index=g_idx)
     zone_of = zone_of[~zone_of.index.duplicated()]  # a point on a shared edge: first zone wins

@@ -6,6 +6,7 @@ Nothing here touches a database or the web layer.
 """
 from __future__ import annotations
 
+import functools
 import io
 import json
 import math
@@ -18,9 +19,10 @@ import gpxpy.gpx
 import numpy as np
 import pandas as pd
 import shapely
-from pyproj import Transformer
+from pyproj import CRS, Transformer
 
-__all__ = ["TrackError", "read_track", "clean_fixes", "TRACK_COLUMNS", "DEFAULT_METRIC_CRS"]
+__all__ = ["TrackError", "read_track", "clean_fixes", "TRACK_COLUMNS", "DEFAULT_METRIC_CRS",
+           "transformer", "project_geometries"]
 
 #: Metric CRS used by default: CGCS2000 / 3-degree Gauss-Kruger CM 114E (fits Baofeng county).
 DEFAULT_METRIC_CRS = "EPSG:4547"
@@ -38,6 +40,44 @@ _CSV_ALIASES = {
 
 class TrackError(ValueError):
     """A track file or table that cannot be used (empty, corrupt, no timestamps, bad columns)."""
+
+
+@functools.lru_cache(maxsize=64)
+def _cached_transformer(src: str, dst: str) -> Transformer:
+    return Transformer.from_crs(src, dst, always_xy=True)
+
+
+def transformer(src, dst) -> Transformer:
+    """A cached ``always_xy`` :class:`pyproj.Transformer` from ``src`` to ``dst``.
+
+    Building the WGS84 -> CGCS2000 transformation takes PROJ a few hundred milliseconds
+    (it searches the datum operations), so every analysis function shares one per pair.
+
+    Parameters
+    ----------
+    src, dst : str, int or pyproj.CRS
+        Anything :meth:`pyproj.CRS.from_user_input` accepts.
+    """
+    return _cached_transformer(CRS.from_user_input(src).to_string(), CRS.from_user_input(dst).to_string())
+
+
+def project_geometries(geoms, src, dst) -> np.ndarray:
+    """Reproject an array of shapely geometries with the cached transformer.
+
+    Parameters
+    ----------
+    geoms : array-like of shapely geometries (e.g. ``GeoSeries.to_numpy()``)
+    src, dst : CRS-like
+
+    Returns
+    -------
+    numpy.ndarray of shapely geometries in ``dst``.
+    """
+    geoms = np.asarray(geoms, dtype=object)
+    if CRS.from_user_input(src) == CRS.from_user_input(dst):
+        return geoms
+    tr = transformer(src, dst)
+    return shapely.transform(geoms, lambda xy: np.column_stack(tr.transform(xy[:, 0], xy[:, 1])))
 
 
 # --------------------------------------------------------------------------- reading
@@ -356,7 +396,7 @@ def clean_fixes(df: pd.DataFrame, *, max_speed_kmh: float = 120.0, boundary=None
         outside &= ~dup
     candidate = ~dup & ~outside
 
-    x, y = Transformer.from_crs("EPSG:4326", metric_crs, always_xy=True).transform(lon, lat)
+    x, y = transformer("EPSG:4326", metric_crs).transform(lon, lat)
     seconds = (work["time"] - pd.Timestamp(0, tz="UTC")).dt.total_seconds().to_numpy()
     max_mps = max_speed_kmh / 3.6
     too_fast = np.zeros(n, dtype=bool)
