@@ -287,6 +287,121 @@ def registries_bulletin(period, start, end, town, title, out):
     click.echo(f"wrote {out}")
 
 
+# --- imports of a county's own data ---------------------------------------------------------
+
+def _pairs(values, option: str) -> dict[str, str]:
+    from gridmap.services.errors import ValidationError
+
+    pairs = {}
+    for value in values:
+        key, sep, column = value.partition("=")
+        if not sep or not key.strip() or not column.strip():
+            raise ValidationError(f"{option} takes FIELD=VALUE, got {value!r}", option.lstrip("-"))
+        pairs[key.strip()] = column.strip()
+    return pairs
+
+
+def _source_options(layer, crs, from_gcj02, mappings, constants, code_template, dissolve, metric_crs, quiet):
+    from gridmap.services.importing import SourceOptions, default_metric_crs
+
+    return SourceOptions(layer=layer, crs=crs, from_gcj02=from_gcj02, mapping=_pairs(mappings, "--map"),
+                         constants=_pairs(constants, "--set"), code_template=code_template, dissolve=dissolve,
+                         metric_crs=metric_crs or default_metric_crs(), progress=not quiet)
+
+
+def _import_options(func):
+    options = [
+        click.argument("file", type=click.Path(dir_okay=False, path_type=Path)),
+        click.option("--layer", default=None, help="layer of a GeoPackage or KML with several"),
+        click.option("--crs", default=None, help="CRS of the file when it names none, or to override it "
+                                                 "(EPSG:4547, EPSG:4326, …); CSV lon/lat default to EPSG:4326"),
+        click.option("--from-gcj02", is_flag=True, help="coordinates were picked on AMap/Tencent maps (GCJ-02)"),
+        click.option("--map", "mappings", multiple=True, metavar="FIELD=COLUMN",
+                     help="take FIELD from the file's COLUMN (repeatable), e.g. --map code=XZQDM"),
+        click.option("--set", "constants", multiple=True, metavar="FIELD=VALUE",
+                     help="give FIELD one VALUE for every row (repeatable), e.g. --set category=SEC"),
+        click.option("--metric-crs", default=None, help="projected CRS for areas (default GRIDMAP_METRIC_CRS "
+                                                        "or EPSG:4547)"),
+        click.option("--quiet", is_flag=True, help="no progress bar"),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+@main.group("import")
+def import_group():
+    """Import a county's own data: GeoPackage, Shapefile, GeoJSON, KML (and CSV for points).
+
+    Every file is all-or-nothing: one refused row leaves the database unchanged, and the
+    message names each refused row (1-based) with its code and the reason.
+    """
+
+
+def _area_import_command(layer: str, summary: str):
+    @_import_options
+    @click.option("--code-template", default=None, metavar="TEMPLATE",
+                  help="fit the file's codes into the hierarchy: '#'s take the code, zero-padded "
+                       "(e.g. 990000###001 makes 7 into 990000007001)")
+    @click.option("--dissolve", is_flag=True, help="rows sharing a code are parts of one area: merge them")
+    @readable_errors
+    def command(file, **kw):
+        from gridmap.db import session_scope
+        from gridmap.services.importing import import_layer
+
+        report_path = kw.pop("report", None)
+        options = _source_options(kw["layer"], kw["crs"], kw["from_gcj02"], kw["mappings"], kw["constants"],
+                                  kw["code_template"], kw["dissolve"], kw["metric_crs"], kw["quiet"])
+        if layer == "grids" and report_path is None:
+            report_path = Path.cwd() / f"{file.stem}.grid-check.geojson"
+        with session_scope() as session:
+            result = import_layer(session, layer, file, options, report_path=report_path)
+        for line in result.lines():
+            click.echo(line)
+
+    command.__doc__ = summary
+    if layer == "grids":
+        command = click.option("--report", type=click.Path(dir_okay=False, path_type=Path), default=None,
+                               help="where to write the gaps and overlaps found (GeoJSON; default "
+                                    "FILE-STEM.grid-check.geojson in the current directory)")(command)
+    return import_group.command(layer)(command)
+
+
+for _layer, _summary in (
+        ("towns", "Import towns (乡镇/街道): code (12 digits), name."),
+        ("villages", "Import villages (村/社区): code (12 digits), name, full_name; town_code defaults to the "
+                     "code's first 9 digits + 000."),
+        ("grids", "Import grids (网格): code (15 digits = village code + 3), name, population, households; "
+                  "checks gaps and overlaps within each village."),
+        ("zones", "Import patrol zones (巡区): code, name, station_code."),
+        ("stations", "Import police stations (派出所) as points: code, name, town_code (else the town "
+                     "they lie in)."),
+        ("mediation-points", "Import mediation points (调解阵地): name, kind (bailitang/摆理堂, …), village_code "
+                             "(else the village they lie in), contact, mediators, opening_hours.")):
+    _area_import_command(_layer, _summary)
+
+
+@import_group.command("incidents")
+@_import_options
+@click.option("--skip-outside", is_flag=True, help="leave out points in no grid (counted) instead of refusing")
+@click.option("--timezone", default="Asia/Shanghai", show_default=True,
+              help="time zone of times written without an offset")
+@readable_errors
+def import_incidents_command(file, layer, crs, from_gcj02, mappings, constants, metric_crs, quiet, skip_outside,
+                             timezone):
+    """Import incidents in bulk: lon/lat (CSV) or point geometry, category, subcategory, severity,
+    occurred_at; optional reported_at, status, description, legal_class, enterprise_involved,
+    client_id. Grids, villages and towns are assigned by the database."""
+    from gridmap.db import session_scope
+    from gridmap.services.importing_incidents import import_incidents
+
+    options = _source_options(layer, crs, from_gcj02, mappings, constants, None, False, metric_crs, quiet)
+    with session_scope() as session:
+        report = import_incidents(session, file, options, skip_outside=skip_outside, timezone=timezone)
+    for line in report.lines():
+        click.echo(line)
+
+
 # --- server ---------------------------------------------------------------------------------
 
 @main.command("serve")
@@ -303,7 +418,7 @@ def serve(host, port, workers):
 
 def register_cli(app) -> None:
     """Also offer the commands under `flask --app wsgi ...`."""
-    for command in (db, demo, users):
+    for command in (db, demo, users, import_group):
         app.cli.add_command(command)
 
 if __name__ == "__main__":

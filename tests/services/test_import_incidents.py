@@ -1,0 +1,249 @@
+"""`gridmap import incidents`: CSV, GeoPackage and GeoJSON files, bulk COPY and one set-based
+statement, grid assignment, row errors, all-or-nothing, --skip-outside, re-import."""
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta, timezone
+
+import numpy as np
+import pandas as pd
+import psycopg2
+import pyogrio
+import pytest
+import shapely
+from pyproj import Transformer
+
+from gridmap.analysis.gcj02 import wgs84_to_gcj02
+from gridmap.db import session_scope
+from gridmap.services.importing import ImportRefused, SourceOptions
+from gridmap.services.importing_incidents import import_incidents
+from tests.services.import_support import clear_places, frame, gridmap, rows, scalar, scratch_database, seed_county
+
+# (lon, lat) -> the grid it lies in
+INSIDE = [((113.02, 33.82), "410421901201001"), ((113.02, 33.88), "410421901201002"),
+          ((113.07, 33.85), "410421901202001"), ((113.12, 33.83), "410421902201001"),
+          ((113.18, 33.87), "410421902201002")]
+OUTSIDE = (113.30, 33.85)
+
+
+@pytest.fixture(scope="module")
+def url():
+    yield from scratch_database("gm_import_incidents")
+
+
+@pytest.fixture
+def county(url):
+    clear_places(url)
+    seed_county(url)
+    return url
+
+
+def good_rows(n: int = 5) -> list[dict]:
+    out = []
+    for i in range(n):
+        (lon, lat), _ = INSIDE[i % len(INSIDE)]
+        out.append({"lon": lon, "lat": lat, "category": ["治安", "DSP", "fire hazard", "SEC", "TRF"][i % 5],
+                    "subcategory": ["盗窃", "neighbour", "ebike", "诈骗（含电信诈骗）", "accident"][i % 5],
+                    "severity": 1 + i % 4, "occurred_at": f"2024-03-{1 + i % 28:02d} 08:30",
+                    "description": f"第{i + 1}条", "client_id": str(uuid.UUID(int=i + 1))})
+    return out
+
+
+def test_csv_is_imported_with_grid_village_and_town(county, tmp_path):
+    pd.DataFrame(good_rows()).to_csv(tmp_path / "incidents.csv", index=False)
+
+    result = gridmap(county, "import", "incidents", tmp_path / "incidents.csv", "--quiet")
+
+    assert result.exit_code == 0, result.output
+    assert "5 rows read, 5 imported" in result.stdout
+    stored = rows(county, "SELECT client_id::text, category, subcategory, severity, grid_code, village_code, "
+                          "town_code, occurred_at, reported_at, status, description FROM incidents ORDER BY client_id")
+    assert [(r[1], r[2]) for r in stored] == [("SEC", "theft"), ("DSP", "neighbour"), ("FIR", "ebike"),
+                                              ("SEC", "fraud"), ("TRF", "accident")]
+    for (client, *_, grid, village, town, occurred, reported, status, _), (_, expected) in zip(stored, INSIDE):
+        assert (grid, village, town) == (expected, expected[:12], expected[:9] + "000")
+        assert reported == occurred and status == "reported"
+    # 08:30 in Asia/Shanghai is 00:30 UTC
+    assert stored[0][7] == datetime(2024, 3, 1, 0, 30, tzinfo=timezone.utc)
+    assert scalar(county, "SELECT detail->>'imported' FROM audit_log WHERE action = 'import.incidents'") == "5"
+
+
+def test_geopackage_in_a_projected_crs_and_geojson(county, tmp_path):
+    records = [{k: v for k, v in r.items() if k not in ("lon", "lat")} for r in good_rows()]
+    to_gk = Transformer.from_crs(4326, 4547, always_xy=True)
+    points = [shapely.Point(to_gk.transform(*xy)) for xy, _ in INSIDE]
+    gpkg = tmp_path / "incidents.gpkg"
+    pyogrio.write_dataframe(frame(records, points, crs="EPSG:4547"), gpkg)
+    geojson = tmp_path / "incidents.geojson"
+    for r in records:
+        r["client_id"] = str(uuid.uuid4())
+    pyogrio.write_dataframe(frame(records, [shapely.Point(xy) for xy, _ in INSIDE]), geojson)
+
+    first = gridmap(county, "import", "incidents", gpkg, "--quiet")
+    second = gridmap(county, "import", "incidents", geojson, "--quiet")
+
+    assert first.exit_code == 0 and second.exit_code == 0, first.output + second.output
+    assert rows(county, "SELECT grid_code, count(*) FROM incidents GROUP BY 1 ORDER BY 1") == [
+        (grid, 2) for _, grid in INSIDE]
+    lon, lat = rows(county, "SELECT ST_X(geom), ST_Y(geom) FROM incidents WHERE grid_code = :g ORDER BY id LIMIT 1",
+                    g=INSIDE[0][1])[0]
+    assert (lon, lat) == (pytest.approx(113.02, abs=1e-8), pytest.approx(33.82, abs=1e-8))
+
+
+def test_bad_rows_are_named_and_nothing_is_written(county, tmp_path):
+    data = good_rows(10)
+    data[1]["category"] = "UFO"
+    data[2]["severity"] = 7
+    data[3]["occurred_at"] = "yesterday-ish"
+    data[4]["occurred_at"] = (datetime.now() + timedelta(days=3)).strftime("%Y-%m-%d %H:%M")
+    data[5]["lon"] = "east"
+    data[6]["client_id"] = data[0]["client_id"]
+    data[7]["lon"], data[7]["lat"] = OUTSIDE
+    data[8]["category"], data[8]["subcategory"] = "消防隐患", "neighbour"   # a dispute subcategory on a fire hazard
+    pd.DataFrame(data).to_csv(tmp_path / "bad.csv", index=False)
+
+    result = gridmap(county, "import", "incidents", tmp_path / "bad.csv", "--quiet")
+
+    assert result.exit_code == 2
+    err = result.stderr
+    assert "8 rows refused, nothing was imported" in err
+    client = data[0]["client_id"]
+    for expected in (f"row 2 (code {data[1]['client_id']}): unknown category 'UFO'",
+                     "row 3 (code", "severity '7' is not 1, 2, 3 or 4",
+                     "occurred_at 'yesterday-ish' is not a date and time", "is in the future",
+                     "row 6 (code", "has no point (are lon/lat numbers?)",
+                     f"row 7 (code {client}): client_id repeats an earlier row",
+                     "row 8 (code", "the point (113.300000, 33.850000) lies in no grid",
+                     "unknown subcategory 'neighbour' of FIR"):
+        assert expected in err
+    assert scalar(county, "SELECT count(*) FROM incidents") == 0
+
+
+def test_points_outside_every_grid_refuse_the_file_or_are_skipped_and_counted(county, tmp_path):
+    data = good_rows(4)
+    data[1]["lon"], data[1]["lat"] = OUTSIDE
+    data[3]["lon"], data[3]["lat"] = (113.25, 33.95)
+    pd.DataFrame(data).to_csv(tmp_path / "some_outside.csv", index=False)
+
+    refused = gridmap(county, "import", "incidents", tmp_path / "some_outside.csv", "--quiet")
+    assert refused.exit_code == 2
+    assert "2 of 4 rows lie in no grid" in refused.stderr and "row 2 (code" in refused.stderr
+    assert "row 4 (code" in refused.stderr and "--skip-outside" in refused.stderr
+    assert scalar(county, "SELECT count(*) FROM incidents") == 0
+
+    skipped = gridmap(county, "import", "incidents", tmp_path / "some_outside.csv", "--skip-outside", "--quiet")
+    assert skipped.exit_code == 0, skipped.output
+    assert "2 imported" in skipped.stdout and "left out 2 rows lying in no grid" in skipped.stdout
+    assert scalar(county, "SELECT count(*) FROM incidents") == 2
+
+
+def test_reimporting_the_same_client_ids_adds_nothing(county, tmp_path):
+    pd.DataFrame(good_rows()).to_csv(tmp_path / "incidents.csv", index=False)
+    assert gridmap(county, "import", "incidents", tmp_path / "incidents.csv", "--quiet").exit_code == 0
+
+    again = gridmap(county, "import", "incidents", tmp_path / "incidents.csv", "--quiet")
+
+    assert again.exit_code == 0 and "0 imported" in again.stdout
+    assert "left out 5 rows whose client_id is already stored" in again.stdout
+    assert scalar(county, "SELECT count(*) FROM incidents") == 5
+
+
+def test_foreign_columns_are_mapped_and_constants_set(county, tmp_path):
+    pd.DataFrame([{"X": lon, "Y": lat, "when": "2023-07-01T10:00:00+08:00", "what": "street", "level": "二"}
+                  for (lon, lat), _ in INSIDE]).to_csv(tmp_path / "foreign.csv", index=False)
+
+    result = gridmap(county, "import", "incidents", tmp_path / "foreign.csv", "--map", "lon=X", "--map", "lat=Y",
+                     "--map", "occurred_at=when", "--map", "description=what", "--set", "category=SEC",
+                     "--set", "subcategory=fight", "--set", "severity=2", "--set", "status=closed",
+                     "--set", "legal_class=治安案件", "--quiet")
+
+    assert result.exit_code == 0, result.output
+    assert set(rows(county, "SELECT category, subcategory, severity, status, legal_class, description, "
+                            "occurred_at FROM incidents")) == {
+        ("SEC", "fight", 2, "closed", "public_order", "street", datetime(2023, 7, 1, 2, 0, tzinfo=timezone.utc))}
+
+
+def test_missing_category_column_is_named(county, tmp_path):
+    pd.DataFrame([{"lon": 113.02, "lat": 33.82, "occurred_at": "2024-01-01"}]).to_csv(tmp_path / "x.csv", index=False)
+
+    result = gridmap(county, "import", "incidents", tmp_path / "x.csv", "--quiet")
+
+    assert result.exit_code == 2 and "missing column 'category'" in result.stderr and "--set category=" in result.stderr
+
+
+def test_swapped_coordinates_are_recognised(county, tmp_path):
+    pd.DataFrame([{"lon": lat, "lat": lon, "category": "SEC", "occurred_at": "2024-01-01"}
+                  for (lon, lat), _ in INSIDE]).to_csv(tmp_path / "swapped.csv", index=False)
+
+    result = gridmap(county, "import", "incidents", tmp_path / "swapped.csv", "--quiet")
+
+    assert result.exit_code == 2 and "look swapped" in result.stderr
+
+
+def test_gcj02_points_land_in_the_right_grid(county, tmp_path):
+    # 113.0535 lies 350 m west of the grid boundary at 113.0500 in WGS84; its GCJ-02 pick lies
+    # ~600 m further east, so reading it as WGS84 would put it in the wrong grid.
+    lon, lat = wgs84_to_gcj02(113.0465, 33.85)
+    pd.DataFrame([{"lon": lon, "lat": lat, "category": "SEC", "occurred_at": "2024-01-01"}]) \
+        .to_csv(tmp_path / "amap.csv", index=False)
+
+    result = gridmap(county, "import", "incidents", tmp_path / "amap.csv", "--from-gcj02", "--quiet")
+
+    assert result.exit_code == 0, result.output
+    assert scalar(county, "SELECT village_code FROM incidents") == "410421901201"
+    assert lon > 113.05  # as picked, it would have been in the neighbouring village
+
+
+def test_a_point_on_a_shared_boundary_goes_to_the_lower_grid_code(county, tmp_path):
+    pd.DataFrame([{"lon": 113.03, "lat": 33.85, "category": "SEC", "occurred_at": "2024-01-01"}]) \
+        .to_csv(tmp_path / "edge.csv", index=False)
+
+    assert gridmap(county, "import", "incidents", tmp_path / "edge.csv", "--quiet").exit_code == 0
+    assert scalar(county, "SELECT grid_code FROM incidents") == "410421901201001"
+
+
+def test_the_service_loads_by_copy_and_places_in_one_statement(county, tmp_path):
+    n = 20_000
+    rng = np.random.default_rng(7)
+    pd.DataFrame({"lon": rng.uniform(113.001, 113.199, n), "lat": rng.uniform(33.801, 33.899, n),
+                  "category": "SEC", "occurred_at": "2024-05-01 12:00"}).to_csv(tmp_path / "many.csv", index=False)
+    statements = []
+
+    class RecordingCursor(psycopg2.extensions.cursor):
+        def execute(self, sql, params=None):
+            statements.append(sql if isinstance(sql, str) else sql.decode())
+            return super().execute(sql, params)
+
+        def copy_expert(self, sql, file, size=8192):
+            statements.append(sql)
+            return super().copy_expert(sql, file, size)
+
+    with session_scope(county) as session:
+        raw = session.connection().connection.dbapi_connection
+        raw.cursor_factory = RecordingCursor
+        try:
+            report = import_incidents(session, tmp_path / "many.csv", SourceOptions())
+        finally:
+            raw.cursor_factory = None
+
+    assert report.imported == n
+    assert sum(s.startswith("COPY gridmap_incident_import") for s in statements) == 1  # 20,000 rows in one chunk
+    inserts = [s for s in statements if s.startswith("INSERT INTO incidents")]
+    assert len(inserts) == 1 and "JOIN LATERAL" in inserts[0]
+    stored = rows(county, "SELECT count(*), count(DISTINCT grid_code) FROM incidents")[0]
+    assert stored == (n, 5)
+    wrong = scalar(county, "SELECT count(*) FROM incidents i JOIN grids g ON g.code = i.grid_code "
+                           "WHERE NOT ST_Intersects(g.geom, i.geom)")
+    assert wrong == 0
+
+
+def test_refusal_from_the_service_lists_every_problem(county, tmp_path):
+    data = good_rows(3)
+    data[0]["category"] = ""
+    pd.DataFrame(data).to_csv(tmp_path / "x.csv", index=False)
+
+    with pytest.raises(ImportRefused) as caught, session_scope(county) as session:
+        import_incidents(session, tmp_path / "x.csv")
+
+    assert [(p.row, p.reason) for p in caught.value.problems] == [(1, "has no category")]
+    assert caught.value.to_dict()["error"]["details"][0]["row"] == 1
