@@ -1,0 +1,1 @@
+"""Vector tiles built in PostGIS: one SQL file per layer and a fixed registry (registry.py)."""
