@@ -14,7 +14,7 @@ from jinja2 import Template
 
 from gridmap.catalog import ACTIVITY_KIND_ZH, INSPECTION_STATUS_ZH
 from gridmap.maps.assets import use_local_assets
-from gridmap.maps.elements import ESCAPE_JS, Legend
+from gridmap.maps.elements import ESCAPE_JS, BboxGeoJson, Legend
 from gridmap.maps.home import base_map
 
 STATUS_COLOURS = {"overdue": "#d7191c", "due": "#fdae61", "ok": "#1a9641"}
@@ -197,8 +197,8 @@ def build_places_map(*, bounds, county: dict, towns: dict, places_url: str, haza
     return use_local_assets(m)
 
 
-def build_place_map(*, place: dict, hazards_url: str, case_link: str | None = None, basemap_url: str = "",
-                    basemap_attribution: str = "") -> folium.Map:
+def build_place_map(*, place: dict, hazards_url: str, case_link: str | None = None, grids_url: str | None = None,
+                    basemap_url: str = "", basemap_attribution: str = "") -> folium.Map:
     """One place (a GeoJSON Feature from the places API) and the incidents its inspections opened.
 
     Parameters
@@ -207,6 +207,8 @@ def build_place_map(*, place: dict, hazards_url: str, case_link: str | None = No
         GeoJSON Feature with the place's properties (``name``, ``status``, ...).
     hazards_url : str
         GeoJSON endpoint of this place's hazard incidents.
+    grids_url : str, optional
+        GeoJSON endpoint of the grids, drawn for the view as context.
 
     Returns
     -------
@@ -215,6 +217,9 @@ def build_place_map(*, place: dict, hazards_url: str, case_link: str | None = No
     lon, lat = place["geometry"]["coordinates"]
     m = base_map((lon - 0.006, lat - 0.004, lon + 0.006, lat + 0.004), basemap_url, basemap_attribution)
     props = place["properties"]
+    if grids_url:
+        BboxGeoJson(grids_url, "网格 Grids", style={"color": "#e07b00", "weight": 1, "fillOpacity": 0.04},
+                    fields={"code": "网格编码", "name": "网格"}).add_to(m)
     colour = STATUS_COLOURS.get(props.get("status"), "#3388ff")
     folium.CircleMarker([lat, lon], radius=9, color="#333", weight=1, fill=True, fill_color=colour,
                         fill_opacity=0.9, tooltip=html.escape(props["name"])).add_to(m)
@@ -299,7 +304,13 @@ def render_bulletin_map(villages, towns, activities=None, labels=(), *, width_px
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    figure = Figure(figsize=(8, 8), dpi=width_px / 8)
+    frames = [f for f in (towns, villages) if len(f)]
+    extent = frames[0].total_bounds if frames else (0.0, 0.0, 1.0, 1.0)
+    # Degrees of longitude are shorter than degrees of latitude away from the equator.
+    stretch = 1 / math.cos(math.radians((extent[1] + extent[3]) / 2))
+    ratio = (extent[2] - extent[0]) / max((extent[3] - extent[1]) * stretch, 1e-9)
+    height = min(max(8 / ratio, 3.0), 11.0)
+    figure = Figure(figsize=(8, height), dpi=width_px / 8)
     FigureCanvasAgg(figure)
     ax = figure.add_axes((0.01, 0.01, 0.98, 0.98))
     ax.set_axis_off()
@@ -317,9 +328,7 @@ def render_bulletin_map(villages, towns, activities=None, labels=(), *, width_px
             ax.text(x, y, text, ha="center", va="center", fontsize=11, fontweight="bold", color="#111111",
                     bbox={"boxstyle": "circle,pad=0.25", "facecolor": "#ffffff", "edgecolor": "#333333",
                           "linewidth": 0.6})
-    extent = (towns if len(towns) else villages).total_bounds
-    # Degrees of longitude are shorter than degrees of latitude away from the equator.
-    ax.set_aspect(1 / math.cos(math.radians((extent[1] + extent[3]) / 2)) if len(towns) or len(villages) else 1)
+    ax.set_aspect(stretch)
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")
     return buffer.getvalue()

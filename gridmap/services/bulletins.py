@@ -606,8 +606,10 @@ def bulletin_pdf(bulletin: Bulletin, map_png: bytes | None = None) -> bytes:
     if map_png:
         image = Image(io.BytesIO(map_png))
         width = 150 * mm
-        image.drawHeight = width * image.imageHeight / image.imageWidth
-        image.drawWidth = width
+        height = width * image.imageHeight / image.imageWidth
+        if height > 120 * mm:
+            width, height = width * 120 * mm / height, 120 * mm
+        image.drawHeight, image.drawWidth = height, width
         story += [image, Paragraph(escape("图例：绿色为“三零”达标村（社区），红色为未达标，蓝点为普法活动地点"
                                           + ("，数字为乡镇排名。" if bulletin.level == "county" else "。")), small)]
     for section in bulletin.sections:

@@ -167,9 +167,22 @@ def _choice(data: Mapping, name: str, choices, *, required: bool = True, default
     return value
 
 
+def _coordinates(lon, lat, crs="wgs84") -> tuple[float, float]:
+    """WGS84 lon/lat from numbers or (forms, CSV files) their text."""
+    def number(value, name):
+        if isinstance(value, str):
+            try:
+                return float(value.strip())
+            except ValueError:
+                raise ValidationError(f"{name} must be a number (decimal degrees)", name) from None
+        return value
+
+    return parse_coordinates(number(lon, "lon"), number(lat, "lat"), crs or "wgs84")
+
+
 def _locate_in_scope(session: Session, user: User, data: Mapping):
     """The WGS84 point of ``data`` (lon, lat, crs), checked to lie in a grid and in the user's area."""
-    lon, lat = parse_coordinates(data.get("lon"), data.get("lat"), data.get("crs") or "wgs84")
+    lon, lat = _coordinates(data.get("lon"), data.get("lat"), data.get("crs") or "wgs84")
     located = locate(session, lon, lat)
     if located is None:
         if in_county(session, lon, lat):
@@ -909,7 +922,7 @@ def import_places(session: Session, user: User | None, path: Path | str, *, crs:
             cleaned = {k: (str(v) if isinstance(v, (int, float)) and k not in ("lon", "lat") else v)
                        for k, v in row.items()}
             parsed = parse_place(cleaned, today)
-            lon, lat = parse_coordinates(row.get("lon"), row.get("lat"), row.get("crs") or "wgs84")
+            lon, lat = _coordinates(row.get("lon"), row.get("lat"), row.get("crs") or "wgs84")
             if parsed["ref"]:
                 if parsed["ref"] in refs:
                     raise ValidationError(f"ref {parsed['ref']!r} repeats row {refs[parsed['ref']]}", "ref")

@@ -396,7 +396,7 @@ def place_page(place_id: int):
     feature = _place_feature(session, user, place_id)
     props = feature["properties"]
     m = build_place_map(place=feature, hazards_url=url_for("registries_api.inspections_incidents", place_id=place_id),
-                        case_link=_case_link(), **_basemap())
+                        case_link=_case_link(), grids_url=url_for("api.layer", name="grids"), **_basemap())
     return render_template("registries/place.html", map=map_parts(m), place=props,
                            checklist=INSPECTION_CHECKLISTS[props["kind"]],
                            inspections=registries.list_inspections(session, user, place_id=place_id),
