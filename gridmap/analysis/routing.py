@@ -13,6 +13,7 @@ distances are computed in a metric CRS (default EPSG:4547, CGCS2000 GK CM 114E).
 """
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -51,12 +52,16 @@ _MAX_KEPT_PREDECESSORS = 10_000_000
 #: Share of ``time_limit_s`` given to the fast route heuristic; OR-Tools' guided local
 #: search gets the rest. Tuned on bench/bench_routing.py.
 _HEURISTIC_SHARE = 0.7
+#: x ** alpha for the insertion ratios, without a general float power where avoidable.
+_POWERS = {0.5: np.sqrt, 1.0: lambda x: x, 1.5: lambda x: x * np.sqrt(x), 2.0: np.square}
 #: The solver counts time in integer milliseconds.
 _TICKS_PER_MINUTE = 60_000
 #: Up to this many stops (that fit the shift) the route is found exactly, by enumeration.
 _EXACT_MAX_STOPS = 12
 #: Record-to-record margin: the heuristic keeps working on routes within 1 % of the best prize.
 _RECORD_MARGIN = 0.01
+#: At most this share of the route's stops is removed in one ruin-and-recreate round.
+_RUIN_SHARE = 1 / 3
 #: Random spread of prizes while refilling a ruined route (diversifies the search).
 _REFILL_NOISE = 0.2
 _STATUS_NAMES = dict((v, k) for k, v in routing_enums_pb2.RoutingSearchStatus.Value.items())
@@ -465,6 +470,13 @@ def _check_stops(stops: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+@functools.lru_cache(maxsize=256)
+def _pairs(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """All positions 1 <= p < q <= n of a route sequence, for 2-opt."""
+    p, q = np.triu_indices(n, k=1)
+    return p + 1, q + 1
+
+
 class _RouteSearch:
     """Fast orienteering heuristic that gives OR-Tools a strong first route.
 
@@ -493,6 +505,14 @@ class _RouteSearch:
         self.symmetric = bool(np.array_equal(between, between.T))
         self.rng = np.random.default_rng(seed)
 
+    def outside(self, route: list[int], exclude: Sequence[int] = ()) -> np.ndarray:
+        """Stops neither on the route nor excluded, in node order."""
+        free = np.ones(self.end, dtype=bool)
+        free[0] = False
+        free[route] = False
+        free[list(exclude)] = False
+        return np.flatnonzero(free)
+
     def seq(self, route: list[int]) -> np.ndarray:
         return np.array([0, *route, self.end], dtype=np.int64)
 
@@ -510,32 +530,39 @@ class _RouteSearch:
         ``noise`` scales each prize by a random factor in [1 - noise, 1 + noise] for this
         fill only; ``exclude`` keeps some stops out (the ones just removed).
         """
-        route = list(route)
-        used = self.time(route)
-        left = np.setdiff1d(np.arange(1, self.end), np.r_[route, list(exclude)].astype(np.int64))
+        c = self.cost
+        s = self.seq(route)
+        used = int(c[s[:-1], s[1:]].sum())
+        left = self.outside(route, exclude)
         weight = self.prize[left]
         if noise:
             weight = weight * self.rng.uniform(1.0 - noise, 1.0 + noise, len(left))
-        while len(left) and len(route) < self.limit:
-            s = self.seq(route)
-            a, b = s[:-1], s[1:]
-            delta = self.cost[a][:, left] + self.cost[left][:, b].T - self.cost[a, b][:, None]
-            feasible = used + delta <= self.budget
+        # added time of each stop (column) on each edge of the route (row), kept up to date
+        # row by row as stops go in, instead of recomputed
+        delta = c[np.ix_(s[:-1], left)] + c[np.ix_(left, s[1:])].T - c[s[:-1], s[1:]][:, None]
+        power = _POWERS[alpha]
+        while len(left) and len(s) - 2 < self.limit:
+            feasible = delta <= self.budget - used
             if not feasible.any():
                 break
-            ratio = np.where(feasible, weight[None, :] / np.maximum(delta, 1) ** alpha, -np.inf)
+            ratio = np.where(feasible, weight / power(np.maximum(delta, 1)), -np.inf)
             pos, k = np.unravel_index(int(np.argmax(ratio)), ratio.shape)
-            route.insert(int(pos), int(left[k]))
+            node, a, b = int(left[k]), int(s[pos]), int(s[pos + 1])
             used += int(delta[pos, k])
             left = np.delete(left, k)
             weight = np.delete(weight, k)
-        return route
+            delta = np.delete(delta, k, axis=1)
+            via_a = c[a, left] + c[left, node] - c[a, node]
+            via_b = c[node, left] + c[left, b] - c[node, b]
+            delta = np.vstack([delta[:pos], via_a, via_b, delta[pos + 1:]])
+            s = np.insert(s, pos + 1, node)
+        return s[1:-1].tolist()
 
     def fill_random_order(self, route: list[int], exclude: Sequence[int] = ()) -> list[int]:
         """Insert stops at their cheapest feasible place, in a random order biased to high prizes."""
         route = list(route)
         used = self.time(route)
-        left = np.setdiff1d(np.arange(1, self.end), np.r_[route, list(exclude)].astype(np.int64))
+        left = self.outside(route, exclude)
         rank = np.argsort(np.argsort(-self.prize[left] * self.rng.random(len(left))))
         while len(left) and len(route) < self.limit:
             s = self.seq(route)
@@ -560,8 +587,7 @@ class _RouteSearch:
         for _ in range(10 * len(route)):
             s = self.seq(route)
             # reverse positions p..q of the sequence (1 <= p < q <= n-2)
-            p, q = np.triu_indices(len(s) - 2, k=1)
-            p, q = p + 1, q + 1
+            p, q = _pairs(len(s) - 2)
             gain = t[s[p - 1], s[p]] + t[s[q], s[q + 1]] - t[s[p - 1], s[q]] - t[s[p], s[q + 1]]
             best = int(np.argmax(gain))
             if gain[best] <= 0:
@@ -627,10 +653,12 @@ class _RouteSearch:
         vn, vo = self.value(new), self.value(old)
         return vn > vo + 1e-12 or (abs(vn - vo) <= 1e-12 and self.time(new) < self.time(old))
 
-    def run(self, seconds: float) -> list[int]:
+    def run(self, seconds: float, max_rounds: int | None = None) -> list[int]:
+        """Best route found within ``seconds`` (or ``max_rounds`` ruin-and-recreate rounds)."""
         import time as _time
 
         deadline = _time.perf_counter() + seconds
+        rounds = 0
         best: list[int] = []
         best_alpha = 1.0
         for alpha in self.ALPHAS:
@@ -638,9 +666,10 @@ class _RouteSearch:
             if self.better(route, best):
                 best, best_alpha = route, alpha
         current = list(best)
-        while _time.perf_counter() < deadline and current:
+        while _time.perf_counter() < deadline and current and (max_rounds is None or rounds < max_rounds):
+            rounds += 1
             route = list(current)
-            k = int(self.rng.integers(1, max(2, len(route) // 3) + 1))
+            k = int(self.rng.integers(1, max(2, int(len(route) * _RUIN_SHARE)) + 1))
             if self.rng.random() < 0.5:
                 first = int(self.rng.integers(0, max(1, len(route) - k + 1)))
                 removed = route[first: first + k]

@@ -13,6 +13,7 @@ import pytest
 from pyproj import Transformer
 from shapely.geometry import LineString, box
 
+from gridmap.analysis import routing
 from gridmap.analysis.routing import (
     RoadNetwork,
     RoutePlan,
@@ -94,6 +95,19 @@ def test_planner_finds_the_brute_force_best_prize(seed, n, shift, back):
     assert 0 < len(plan.stops) < n  # the case is not trivial: some stops must be left out
     assert plan.total_prize == pytest.approx(best)
     assert plan.total_minutes <= shift
+
+
+@pytest.mark.parametrize("seed, n, shift, back", [(2, 7, 75, True), (3, 7, 50, False), (5, 7, 65, False)])
+def test_search_path_also_finds_the_brute_force_best_prize(monkeypatch, seed, n, shift, back):
+    # the same small cases through the heuristic + OR-Tools path used for large zones
+    monkeypatch.setattr(routing, "_EXACT_MAX_STOPS", 0)
+    stops, start = random_case(seed, n)
+    travel = straight_line_travel([start, *zip(stops["lon"], stops["lat"])], speed_kmh=30)
+    best = brute_force_best_prize(travel.minutes, stops["service_minutes"].to_numpy(),
+                                  stops["prize"].to_numpy(), shift, back)
+    plan = plan_route(stops, start, shift, travel, time_limit_s=1.0, return_to_start=back)
+    assert plan.status != "ROUTING_OPTIMAL"  # really the search path
+    assert plan.total_prize == pytest.approx(best)
 
 
 @pytest.mark.parametrize("seed", range(8))
