@@ -111,8 +111,11 @@ def demo():
 def demo_build(source, out, seed):
     """Regenerate geodata/baofeng/ from the real outline, names and codes."""
     from gridmap.demo.generator import build_demo
+    from gridmap.demo.registries import build_registries
 
     counts = build_demo(source, out, seed=seed)
+    # Places, inspections, staff and activities sit in the villages and grids just built.
+    counts.update(build_registries(out, seed=seed))
     for layer, n in counts.items():
         click.echo(f"{layer}: {n}")
 
@@ -174,83 +177,6 @@ def users_token(name):
 @main.group()
 def registries():
     """Inspected places, village staff, bulletins (重点场所、一村一警一律师、定期通报)."""
-
-
-@registries.command("import-places")
-@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--crs", default=None, help="CRS of CSV coordinates (default WGS84; gcj02 or EPSG:xxxx)")
-@click.option("--layer", default=None, help="layer of a GeoPackage")
-@readable_errors
-def registries_import_places(file, crs, layer):
-    """Import places from FILE (CSV with lon/lat columns, GeoJSON or GeoPackage); all rows or none."""
-    from tqdm import tqdm
-
-    from gridmap.db import session_scope
-    from gridmap.services.registries import import_places
-
-    with session_scope() as session, tqdm(desc="checking rows", unit="row", disable=None) as bar:
-        report = import_places(session, None, file, crs=crs, layer=layer, progress=bar.update)
-    click.echo(f"imported {report.imported} of {report.rows} rows: "
-               + ", ".join(f"{kind} {n}" for kind, n in sorted(report.by_kind.items())))
-
-
-@registries.command("bulletin")
-@click.option("--period", help="a month such as 2023-05")
-@click.option("--start", help="first day (instead of --period)")
-@click.option("--end", help="last day (instead of --period)")
-@click.option("--town", default=None, help="12-digit town code (default: the county)")
-@click.option("--title", default="定期通报", show_default=True)
-@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="file to write: .pdf, .xlsx or .json")
-@readable_errors
-def registries_bulletin(period, start, end, town, title, out):
-    """Write a campaign bulletin (定期通报) for a town or the county as PDF, Excel or JSON."""
-    import json
-
-    from gridmap.db import session_scope
-    from gridmap.services import bulletins
-    from gridmap.services.errors import ValidationError
-    from gridmap.services.registries import today_in_china
-
-    suffix = out.suffix.lower()
-    if suffix not in (".pdf", ".xlsx", ".json"):
-        raise ValidationError("--out must end in .pdf, .xlsx or .json", "out")
-    with session_scope() as session:
-        request = bulletins.parse_request(session, {"period": period, "start": start, "end": end, "town": town,
-                                                    "title": title}, today_in_china())
-        bulletin = bulletins.build_bulletin(session, None, request)
-        if suffix == ".json":
-            out.write_text(json.dumps(bulletin.as_dict(), ensure_ascii=False, indent=1), encoding="utf-8")
-        else:
-            image = bulletins.bulletin_map_png(session, bulletin)
-            writer = bulletins.bulletin_pdf if suffix == ".pdf" else bulletins.bulletin_xlsx
-            out.write_bytes(writer(bulletin, image))
-    click.echo(f"wrote {out}")
-
-
-# --- registries (issue 7) -------------------------------------------------------------------
-
-@main.group()
-def registries():
-    """Inspected places, village staff, bulletins (重点场所、一村一警一律师、定期通报)."""
-
-
-@registries.command("import-places")
-@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--crs", default=None, help="CRS of CSV coordinates (default WGS84; gcj02 or EPSG:xxxx)")
-@click.option("--layer", default=None, help="layer of a GeoPackage")
-@readable_errors
-def registries_import_places(file, crs, layer):
-    """Import places from FILE (CSV with lon/lat columns, GeoJSON or GeoPackage); all rows or none."""
-    from tqdm import tqdm
-
-    from gridmap.db import session_scope
-    from gridmap.services.registries import import_places
-
-    with session_scope() as session, tqdm(desc="checking rows", unit="row", disable=None) as bar:
-        report = import_places(session, None, file, crs=crs, layer=layer, progress=bar.update)
-    click.echo(f"imported {report.imported} of {report.rows} rows: "
-               + ", ".join(f"{kind} {n}" for kind, n in sorted(report.by_kind.items())))
 
 
 @registries.command("bulletin")
@@ -398,6 +324,23 @@ def import_incidents_command(file, layer, crs, from_gcj02, mappings, constants, 
     options = _source_options(layer, crs, from_gcj02, mappings, constants, None, False, metric_crs, quiet)
     with session_scope() as session:
         report = import_incidents(session, file, options, skip_outside=skip_outside, timezone=timezone)
+    for line in report.lines():
+        click.echo(line)
+
+
+@import_group.command("places")
+@_import_options
+@readable_errors
+def import_places_command(file, layer, crs, from_gcj02, mappings, constants, metric_crs, quiet):
+    """Import places that must be inspected (九小场所, 危爆物品, 寄递网点, enterprises): lon/lat (CSV)
+    or point geometry, kind, name; optional ref, subkind, address, responsible_role,
+    inspection_interval_days, registered_on. Grids, villages and towns are assigned by the database."""
+    from gridmap.db import session_scope
+    from gridmap.services.registries import import_places
+
+    options = _source_options(layer, crs, from_gcj02, mappings, constants, None, False, metric_crs, quiet)
+    with session_scope() as session:
+        report = import_places(session, None, file, options)
     for line in report.lines():
         click.echo(line)
 

@@ -10,9 +10,10 @@ Definitions (stated on every bulletin):
   period; "on time" means resolved no later than the deadline;
 * overdue: accepted, past its deadline at the end of the period (or now, if earlier), and not
   resolved by then;
-* "三零" by the day incidents happened, leaving out rejected and duplicate reports: no petition
-  escalated beyond the village (subcategory town, county or above county), no safety accident, no
-  criminal case and no serious public-order case (severity 3 or more);
+* "三零" by the day incidents happened, leaving out rejected and duplicate reports, as
+  :func:`gridmap.analysis.county_numbers.sanling_by_village` defines it: no petition escalated beyond
+  the village (to the town, county or above, or resolved there), no safety accident, no criminal
+  case and no serious public-order case (severity 3 or more);
 * inspections: see :func:`gridmap.analysis.inspections.inspections_due_in_period`;
 * the town score is 100 × (0.4 × "三零" rate + 0.3 × on-time rate + 0.3 × inspection rate), a rate
   with nothing to count being 1.
@@ -29,6 +30,7 @@ import pandas as pd
 from sqlalchemy import and_, func, literal, or_, select
 from sqlalchemy.orm import Session
 
+from gridmap.analysis.county_numbers import SANLING_INCIDENT_COLUMNS, sanling_by_village
 from gridmap.analysis.inspections import inspections_due_in_period
 from gridmap.catalog import BULLETIN_SECTION_ZH, BULLETIN_SECTIONS, CATEGORIES, ROLE_ZH
 from gridmap.maps.registries import render_bulletin_map
@@ -42,7 +44,8 @@ SCORE_WEIGHTS = {"three_zero": 0.4, "on_time": 0.3, "inspections": 0.3}
 DEFINITIONS = (
     "事件数按上报日期统计，不含重复上报；受理、办结、结案数按各环节发生日期统计；按期办结指办结时间不晚于办理期限。",
     "超期：已受理、期末（或当前，取较早者）已过办理期限且尚未办结的案件。",
-    "“三零”按事件发生日期统计（不含不予受理和重复）：无越级（乡镇及以上）信访、无安全事故、无刑事案件和严重治安案件（严重程度≥3）。",
+    "“三零”按事件发生日期统计（不含不予受理和重复）：无上交到乡镇及以上（或在乡镇及以上化解）的信访、无安全事故、"
+    "无刑事案件和严重治安案件（严重程度≥3）。",
     "巡检：期初之前最近一次检查（无检查则登记日）加检查周期，落在期末之前的场所为应检场所；期内有检查记录即为已检。",
     "乡镇得分 = 100 ×（0.4 × “三零”达标率 + 0.3 × 按期办结率 + 0.3 × 巡检完成率）；分母为零时该率按 1 计。",
 )
@@ -199,12 +202,6 @@ def incident_numbers(session: Session, start: date, end: date, now: datetime) ->
         count(and_(Incident.accepted_at < cut, Incident.deadline_at < cut,
                    or_(Incident.resolved_at.is_(None), Incident.resolved_at >= cut),
                    Incident.status.not_in(("duplicate", "rejected")))).label("overdue"),
-        count(and_(occurred, Incident.category == "PET",
-                   Incident.subcategory.in_(("town", "county", "above_county")))).label("petitions"),
-        count(and_(occurred, Incident.category == "ACC")).label("accidents"),
-        count(and_(occurred, or_(Incident.legal_class == "criminal",
-                                 and_(Incident.legal_class == "public_order", Incident.severity >= 3))))
-        .label("serious_cases"),
     ]
     query = (select(Incident.village_code, *columns)
              .where(or_(within(Incident.reported_at), within(Incident.accepted_at), within(Incident.resolved_at),
@@ -217,7 +214,17 @@ def incident_numbers(session: Session, start: date, end: date, now: datetime) ->
     frame = villages.merge(counts, how="left", left_on="code", right_on="village_code").drop(columns="village_code")
     numeric = [c.name for c in columns]
     frame[numeric] = frame[numeric].fillna(0).astype("int64")
-    frame["three_zero"] = (frame["petitions"] == 0) & (frame["accidents"] == 0) & (frame["serious_cases"] == 0)
+    # "三零" by the county's definition, shared with the risk report (gridmap.analysis.county_numbers).
+    happened = pd.DataFrame(session.execute(
+        select(Incident.village_code, Incident.category, Incident.subcategory, Incident.severity,
+               Incident.legal_class, Incident.status, Incident.resolution_level, Incident.occurred_at)
+        .where(occurred)).mappings().all(), columns=["village_code", *SANLING_INCIDENT_COLUMNS])
+    flags = sanling_by_village(villages[["code", "town_code"]], happened, lower, upper)
+    frame["petitions"] = frame["code"].map(flags["n_escalated_petitions"]).astype("int64")
+    frame["accidents"] = frame["code"].map(flags["n_accidents"]).astype("int64")
+    frame["serious_cases"] = frame["code"].map(
+        flags["n_criminal_cases"] + flags["n_serious_public_order_cases"]).astype("int64")
+    frame["three_zero"] = frame["code"].map(flags["compliant"]).astype(bool)
     return frame
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from pathlib import Path
@@ -825,9 +825,8 @@ def activities_per_village(session: Session, user: User, start: date, end: date,
 
 # --- importing places -------------------------------------------------------------------------
 
-LON_NAMES = ("lon", "lng", "longitude", "x", "经度")
-LAT_NAMES = ("lat", "latitude", "y", "纬度")
-MAX_REPORTED_ERRORS = 20
+PLACE_FIELDS = ("ref", "kind", "subkind", "name", "address", "responsible_role", "inspection_interval_days",
+                "registered_on")
 
 
 @dataclass
@@ -836,113 +835,62 @@ class ImportReport:
     imported: int
     by_kind: dict[str, int]
 
-
-def _read_place_file(path: Path, crs: str | None, layer: str | None) -> list[dict]:
-    """Rows of a CSV (lon/lat columns), GeoJSON or GeoPackage as dicts with WGS84 ``lon``/``lat``.
-
-    CSV coordinates are taken as WGS84 unless ``crs`` names another CRS (``gcj02`` included);
-    GeoJSON and GeoPackage layers are reprojected from their own CRS.
-    """
-    import pyogrio
-    from pyproj import CRS, Transformer
-
-    suffix = path.suffix.lower()
-    if not path.exists():
-        raise ValidationError(f"no file {path}", "file")
-    if suffix == ".csv":
-        try:
-            frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
-        except (ValueError, UnicodeDecodeError) as err:
-            raise ValidationError(f"cannot read {path.name} as UTF-8 CSV: {err}", "file") from None
-        columns = {c.strip().lower(): c for c in frame.columns}
-        lon_col = next((columns[n] for n in LON_NAMES if n in columns), None)
-        lat_col = next((columns[n] for n in LAT_NAMES if n in columns), None)
-        if lon_col is None or lat_col is None:
-            raise ValidationError("the CSV needs lon and lat columns", "file")
-        rows = frame.to_dict("records")
-        for row in rows:
-            row["lon"], row["lat"] = row.pop(lon_col), row.pop(lat_col)
-        source_crs = crs
-    elif suffix in (".geojson", ".json", ".gpkg"):
-        try:
-            frame = pyogrio.read_dataframe(path, layer=layer)
-        except Exception as err:  # pyogrio raises its own DataSourceError, DataLayerError, ...
-            raise ValidationError(f"cannot read {path.name}: {err}", "file") from None
-        source_crs = crs or (frame.crs.to_string() if frame.crs is not None else "EPSG:4326")
-        rows = []
-        for record, geometry in zip(frame.drop(columns="geometry").to_dict("records"), frame.geometry):
-            if geometry is None or geometry.is_empty or geometry.geom_type != "Point":
-                record["lon"], record["lat"] = None, None
-                record["_geometry_error"] = "the geometry must be a point"
-            else:
-                record["lon"], record["lat"] = geometry.x, geometry.y
-            rows.append({k: (None if isinstance(v, float) and pd.isna(v) else v) for k, v in record.items()})
-    else:
-        raise ValidationError("the file must be .csv, .geojson or .gpkg", "file")
-    if source_crs and source_crs.lower() not in ("wgs84", "gcj02"):
-        try:
-            target = CRS.from_user_input(source_crs)
-        except Exception:
-            raise ValidationError(f"unknown CRS {source_crs!r}", "crs") from None
-        if not target.equals(CRS.from_epsg(4326)):
-            transformer = Transformer.from_crs(target, 4326, always_xy=True)
-            for row in rows:
-                try:
-                    x, y = float(row["lon"]), float(row["lat"])
-                except (TypeError, ValueError):
-                    continue  # reported as a bad coordinate when the row is checked
-                row["lon"], row["lat"] = transformer.transform(x, y)
-    elif source_crs and source_crs.lower() == "gcj02":
-        for row in rows:
-            row["crs"] = "gcj02"
-    return rows
+    def lines(self) -> list[str]:
+        kinds = ", ".join(f"{kind} {n:,}" for kind, n in sorted(self.by_kind.items()))
+        return [f"places: {self.rows:,} rows read, {self.imported:,} new ({kinds})"]
 
 
-def import_places(session: Session, user: User | None, path: Path | str, *, crs: str | None = None,
-                  layer: str | None = None, today: date | None = None,
-                  progress: Callable[[int], None] | None = None) -> ImportReport:
-    """Import places from a CSV (lon, lat, kind, name, ...), GeoJSON or GeoPackage: every row is checked
-    first (fields, point in a grid, in the user's area, ``ref`` unique), and either all are written or,
-    on any error, none, with the errors by row number (the header is row 1 of a CSV). ``user`` None is
-    the operator at the command line, who may import anywhere in the county."""
+def import_places(session: Session, user: User | None, path: Path | str, options=None, *,
+                  today: date | None = None) -> ImportReport:
+    """Import places from a CSV (lon/lat columns), GeoPackage, Shapefile, GeoJSON or KML, read and
+    reprojected by :func:`gridmap.services.importing.read_features` (``options`` as for the other
+    importers: layer, CRS, GCJ-02, ``--map``/``--set`` of the fields in :data:`PLACE_FIELDS`).
+
+    Every row is checked first (fields, a point in a grid, in the user's area, ``ref`` unique) and
+    either all rows are written or, on any problem, none: ImportRefused lists each refused row
+    (1-based, as in the other importers). ``user`` None is the operator at the command line, who may
+    import anywhere in the county."""
+    from tqdm import tqdm
+
+    from gridmap.services.importing import ImportRefused, RowProblem, SourceOptions, read_features
+
     if user is not None:
         require_edit(user, "places")
+    options = options or SourceOptions()
     today = today or today_in_china()
-    rows = _read_place_file(Path(path), crs, layer)
-    if not rows:
-        raise ValidationError("the file holds no rows", "file")
-    errors: list[dict] = []
+    frame = read_features(path, options, allow_csv=True)
+    columns = {field: _source_column(frame.columns, options.mapping.get(field, field)) for field in PLACE_FIELDS}
+    problems: list[RowProblem] = []
     values: list[dict] = []
     refs: dict[str, int] = {}
-    first_row = 2 if Path(path).suffix.lower() == ".csv" else 1
-    for number, row in enumerate(rows, start=first_row):
-        try:
-            if row.get("_geometry_error"):
-                raise ValidationError(row["_geometry_error"], "geometry")
-            cleaned = {k: (str(v) if isinstance(v, (int, float)) and k not in ("lon", "lat") else v)
-                       for k, v in row.items()}
-            parsed = parse_place(cleaned, today)
-            lon, lat = _coordinates(row.get("lon"), row.get("lat"), row.get("crs") or "wgs84")
-            if parsed["ref"]:
-                if parsed["ref"] in refs:
-                    raise ValidationError(f"ref {parsed['ref']!r} repeats row {refs[parsed['ref']]}", "ref")
-                refs[parsed["ref"]] = number
-            values.append({**parsed, "lon": lon, "lat": lat, "_row": number})
-        except ValidationError as err:
-            errors.append({"row": number, "field": err.field, "message": err.message})
-        if progress:
-            progress(1)
+    records = frame.drop(columns=frame.geometry.name).to_dict("records")
+    with tqdm(total=len(frame), desc="places", unit="row", disable=not options.progress, leave=False) as bar:
+        for number, (record, geometry) in enumerate(zip(records, frame.geometry), start=1):
+            data = {field: _cell(record.get(column)) for field, column in columns.items() if column is not None}
+            data.update(options.constants)
+            ref = data.get("ref") or None
+            try:
+                if geometry is None or geometry.is_empty:
+                    raise ValidationError("no point (lon/lat missing or not numbers)", "lon")
+                if geometry.geom_type != "Point":
+                    raise ValidationError(f"the geometry is a {geometry.geom_type}, not a point", "geometry")
+                parsed = parse_place(data, today)
+                lon, lat = parse_coordinates(float(geometry.x), float(geometry.y))
+                if parsed["ref"]:
+                    if parsed["ref"] in refs:
+                        raise ValidationError(f"ref repeats row {refs[parsed['ref']]}", "ref")
+                    refs[parsed["ref"]] = number
+                values.append({**parsed, "lon": lon, "lat": lat, "_row": number})
+            except ValidationError as err:
+                problems.append(RowProblem(number, ref, f"{err.field}: {err.message}"))
+            bar.update(1)
     if values:
-        errors.extend(_place_location_errors(session, user, values))
+        problems.extend(_place_location_problems(session, user, values))
     if refs:
         taken = session.scalars(select(Place.ref).where(Place.ref.in_(list(refs)))).all()
-        errors.extend({"row": refs[r], "field": "ref", "message": f"a place with ref {r!r} exists"} for r in taken)
-    if errors:
-        errors.sort(key=lambda e: e["row"])
-        lines = "; ".join(f"row {e['row']} [{e['field']}]: {e['message']}" for e in errors[:MAX_REPORTED_ERRORS])
-        more = f" (and {len(errors) - MAX_REPORTED_ERRORS} more)" if len(errors) > MAX_REPORTED_ERRORS else ""
-        raise ValidationError(f"{len(errors)} error(s); nothing was imported: {lines}{more}", "file",
-                              code="import_failed", details=errors)
+        problems.extend(RowProblem(refs[r], r, "ref: a place with this ref exists") for r in taken)
+    if problems:
+        raise ImportRefused(Path(path).name, sorted(problems, key=lambda p: p.row))
     with session.begin_nested():
         session.execute(insert(Place), [
             {k: v for k, v in row.items() if k not in ("lon", "lat", "_row")} | {"geom": _ewkt(row["lon"], row["lat"])}
@@ -952,32 +900,49 @@ def import_places(session: Session, user: User | None, path: Path | str, *, crs:
     by_kind: dict[str, int] = {}
     for row in values:
         by_kind[row["kind"]] = by_kind.get(row["kind"], 0) + 1
-    return ImportReport(rows=len(rows), imported=len(values), by_kind=by_kind)
+    return ImportReport(rows=len(frame), imported=len(values), by_kind=by_kind)
 
 
-def _place_location_errors(session: Session, user: User | None, values: list[dict]) -> list[dict]:
-    """One query for every point: which lie in no grid, and which lie outside the user's area."""
-    points = [(i, row["lon"], row["lat"]) for i, row in enumerate(values)]
+def _source_column(columns, wanted: str):
+    lowered = {str(c).strip().lower(): c for c in columns}
+    return lowered.get(wanted.strip().lower())
+
+
+def _cell(value):
+    """A file's cell as the text a form would send (numbers from GeoPackages included)."""
+    if value is None or (isinstance(value, float) and pd.isna(value)):
+        return None
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, (date, datetime)):
+        return value.isoformat()[:10]
+    return str(value)
+
+
+def _place_location_problems(session: Session, user: User | None, values: list[dict]) -> list:
+    """One query per 5,000 points: which lie in no grid, and which outside the user's area."""
+    from gridmap.services.importing import RowProblem
+
     located = {}
-    for start in range(0, len(points), 5000):
-        chunk = points[start:start + 5000]
-        table = select(func.unnest([p[0] for p in chunk]).label("i"), func.unnest([p[1] for p in chunk]).label("x"),
-                       func.unnest([p[2] for p in chunk]).label("y")).subquery()
+    for start in range(0, len(values), 5000):
+        chunk = list(enumerate(values))[start:start + 5000]
+        table = select(func.unnest([i for i, _ in chunk]).label("i"),
+                       func.unnest([row["lon"] for _, row in chunk]).label("x"),
+                       func.unnest([row["lat"] for _, row in chunk]).label("y")).subquery()
         pt = func.ST_SetSRID(func.ST_MakePoint(table.c.x, table.c.y), 4326)
-        nearest = (select(Grid.code, Grid.village_code, Village.town_code)
-                   .join(Village, Village.code == Grid.village_code)
-                   .where(func.ST_Intersects(Grid.geom, pt)).order_by(Grid.code).limit(1).lateral())
+        first_grid = (select(Grid.code, Grid.village_code, Village.town_code)
+                      .join(Village, Village.code == Grid.village_code)
+                      .where(func.ST_Intersects(Grid.geom, pt)).order_by(Grid.code).limit(1).lateral())
         for i, grid_code, village_code, town_code in session.execute(
-                select(table.c.i, nearest.c.code, nearest.c.village_code, nearest.c.town_code)
-                .select_from(table).join(nearest, true())):
+                select(table.c.i, first_grid.c.code, first_grid.c.village_code, first_grid.c.town_code)
+                .select_from(table).join(first_grid, true())):
             located[i] = (grid_code, village_code, town_code)
-    errors = []
     county_wide = user is None or is_county_wide(user)
     scopes = set(user.scopes or ()) if user is not None else set()
+    problems = []
     for i, row in enumerate(values):
         if i not in located:
-            errors.append({"row": row["_row"], "field": "lon", "message": "the point lies in no grid of the county"})
+            problems.append(RowProblem(row["_row"], row.get("ref"), "lon: the point lies in no grid of the county"))
         elif not county_wide and not (set(located[i]) & scopes):
-            errors.append({"row": row["_row"], "field": "lon", "message": "the point is outside your area"})
-    return errors
-
+            problems.append(RowProblem(row["_row"], row.get("ref"), "lon: the point is outside your area"))
+    return problems

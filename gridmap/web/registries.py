@@ -21,6 +21,7 @@ from gridmap.maps.render import map_parts
 from gridmap.models import Town
 from gridmap.services import bulletins, case_review, layers, registries
 from gridmap.services.errors import Forbidden, GridmapError, NotFound, ValidationError
+from gridmap.services.importing import SourceOptions
 from gridmap.web import api, db_session
 from gridmap.web.auth import current_db_user
 
@@ -147,7 +148,7 @@ def places_update(place_id: int):
 
 @api_bp.post("/places/import")
 def places_import():
-    """Multipart upload ``file`` (.csv, .geojson or .gpkg), optional ``crs`` and ``layer``."""
+    """Multipart upload ``file`` (CSV, GeoPackage, GeoJSON, ...), optional ``crs``, ``layer``, ``from_gcj02``."""
     session, user = db_session(), current_db_user()
     upload = request.files.get("file")
     if upload is None or not upload.filename:
@@ -156,8 +157,9 @@ def places_import():
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / f"upload{suffix}"
         upload.save(path)
-        report = registries.import_places(session, user, path, crs=request.form.get("crs") or None,
-                                          layer=request.form.get("layer") or None)
+        options = SourceOptions(layer=request.form.get("layer") or None, crs=request.form.get("crs") or None,
+                                from_gcj02=request.form.get("from_gcj02") in ("1", "true", "on"))
+        report = registries.import_places(session, user, path, options)
     session.commit()
     return jsonify({"rows": report.rows, "imported": report.imported, "by_kind": report.by_kind}), 201
 

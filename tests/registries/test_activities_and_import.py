@@ -7,6 +7,7 @@ from sqlalchemy import text
 
 from gridmap.services import registries
 from gridmap.services.errors import ValidationError
+from gridmap.services.importing import SourceOptions
 from tests.conftest import auth
 from tests.registries.conftest import FANYING, NAODIAN, counts, interior_point
 
@@ -62,16 +63,17 @@ def test_import_with_bad_rows_writes_nothing_and_names_them(tmp_path, db_session
     _, lon, lat = interior_point(db_session, FANYING)
     path = _csv(tmp_path / "bad.csv", [
         ("OK-1", "nine_small", "shop", "好店", "", "", lon, lat),
-        ("BAD-1", "casino", "", "赌场", "", "", lon, lat),             # row 3: unknown kind
-        ("BAD-2", "nine_small", "shop", "北京小店", "", "", 116.4, 39.9),  # row 4: outside the county
-        ("OK-1", "nine_small", "shop", "重复", "", "", lon, lat),       # row 5: ref repeats row 2
-        ("BAD-3", "nine_small", "shop", "坏坐标", "", "", "east", lat),   # row 6
+        ("BAD-1", "casino", "", "赌场", "", "", lon, lat),             # row 2: unknown kind
+        ("BAD-2", "nine_small", "shop", "北京小店", "", "", 116.4, 39.9),  # row 3: outside the county
+        ("OK-1", "nine_small", "shop", "重复", "", "", lon, lat),       # row 4: ref repeats row 1
+        ("BAD-3", "nine_small", "shop", "坏坐标", "", "", "east", lat),   # row 5: no point
     ])
     before = counts(db_session, "places", "audit_log")
     with pytest.raises(ValidationError) as err:
         registries.import_places(db_session, users["county_officer"][0], path)
-    assert [(e["row"], e["field"]) for e in err.value.details] == [(3, "kind"), (4, "lon"), (5, "ref"), (6, "lon")]
-    assert "nothing was imported" in err.value.message
+    assert [(d["row"], d["code"], d["reason"].split(":")[0]) for d in err.value.details] == [
+        (2, "BAD-1", "kind"), (3, "BAD-2", "lon"), (4, "OK-1", "ref"), (5, "BAD-3", "lon")]
+    assert "nothing was imported" in err.value.message and "row 2 (code BAD-1): kind" in err.value.message
     assert counts(db_session, "places", "audit_log") == before
 
 
@@ -83,7 +85,8 @@ def test_geojson_in_a_metric_crs_and_geopackage(tmp_path, db_session, users):
     frame.assign(ref=["GP-1"]).to_file(tmp_path / "places.gpkg", layer="places", driver="GPKG")
     officer = users["county_officer"][0]
     assert registries.import_places(db_session, officer, tmp_path / "places.geojson").imported == 1
-    assert registries.import_places(db_session, officer, tmp_path / "places.gpkg", layer="places").imported == 1
+    gpkg = registries.import_places(db_session, officer, tmp_path / "places.gpkg", SourceOptions(layer="places"))
+    assert gpkg.imported == 1 and gpkg.lines() == ["places: 1 rows read, 1 new (hazardous 1)"]
     rows = db_session.execute(text("SELECT ref, village_code, round(ST_X(geom)::numeric, 6), "
                                    "round(ST_Y(geom)::numeric, 6) FROM places WHERE ref IN ('GJ-1', 'GP-1') "
                                    "ORDER BY ref")).all()
@@ -96,11 +99,17 @@ def test_import_refuses_scope_and_format(tmp_path, db_session, users):
     path = _csv(tmp_path / "other.csv", [("SC-1", "nine_small", "shop", "外镇店", "", "", lon, lat)])
     with pytest.raises(ValidationError) as err:
         registries.import_places(db_session, users["town_supervisor"][0], path)
-    assert err.value.details == [{"row": 2, "field": "lon", "message": "the point is outside your area"}]
-    (tmp_path / "places.txt").write_text("x")
+    assert err.value.details == [{"row": 1, "code": "SC-1", "reason": "lon: the point is outside your area"}]
+    (tmp_path / "places.docx").write_text("x")
     with pytest.raises(ValidationError) as err:
-        registries.import_places(db_session, users["county_officer"][0], tmp_path / "places.txt")
+        registries.import_places(db_session, users["county_officer"][0], tmp_path / "places.docx")
     assert err.value.field == "file"
+    mapped = tmp_path / "mapped.csv"
+    _, lon, lat = interior_point(db_session, FANYING)
+    mapped.write_text(f"编号,名称,经度,纬度\nMAP-1,映射小店,{lon},{lat}\n", encoding="utf-8")
+    report = registries.import_places(db_session, users["county_officer"][0], mapped, SourceOptions(
+        mapping={"ref": "编号", "name": "名称"}, constants={"kind": "nine_small", "subkind": "shop"}))
+    assert report.by_kind == {"nine_small": 1}
 
 
 def test_import_api_and_cli_errors(tmp_path, client, db_session, users):
@@ -113,7 +122,7 @@ def test_import_api_and_cli_errors(tmp_path, client, db_session, users):
     bad = _csv(tmp_path / "bad.csv", [("CLI-1", "nine_small", "shop", "", "", "", lon, lat)])
     from gridmap.cli import main
 
-    result = CliRunner().invoke(main, ["registries", "import-places", str(bad)])
+    result = CliRunner().invoke(main, ["import", "places", str(bad), "--quiet"])
     assert result.exit_code == 2
-    assert "row 2 [name]: name is required" in result.output
+    assert "row 1 (code CLI-1): name: name is required" in result.output
     assert db_session.execute(text("SELECT count(*) FROM places WHERE ref = 'CLI-1'")).scalar_one() == 0
