@@ -483,8 +483,9 @@ class _RouteSearch:
     OR-Tools' local search on its own gets stuck early on prize-collecting problems:
     once the shift is full, gaining prize needs several removals and insertions at once.
     This iterated local search does exactly that: greedy insertion by prize per added
-    second, 2-opt to shorten the route, and ruin-and-recreate (drop a few stops, refill
-    greedily) kept when the prize grows. All times are the solver's integer milliseconds.
+    time, 2-opt and relocate to shorten the route, and ruin-and-recreate (drop a few
+    stops, refill greedily or in a random order) with record-to-record acceptance. All
+    times are the solver's integer milliseconds.
 
     Node 0 is the start, ``end`` the end node; ``cost[i, j]`` is travel plus the service
     at ``i``; ``travel`` is travel only, used for 2-opt when it is symmetric.
