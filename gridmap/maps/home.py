@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 
 import folium
+from folium.plugins import MarkerCluster
 
 from gridmap.catalog import MEDIATION_KIND_ZH
 from gridmap.maps.assets import use_local_assets
@@ -91,7 +92,9 @@ def build_home_map(*, bounds, county: dict, towns: dict, stations: dict, zones: 
         folium.Marker([lat, lon], icon=folium.Icon(color="cadetblue", icon="building-shield", prefix="fa"),
                       tooltip=html.escape(f["properties"]["name"])).add_to(stations_group)
 
-    mediation_group = folium.FeatureGroup(name="调解阵地 Mediation points").add_to(m)
+    # Clustered at county scale, where ~100 markers would hide the map; single markers from zoom 13.
+    mediation_group = MarkerCluster(name="调解阵地 Mediation points",
+                                    options={"disableClusteringAtZoom": 13, "maxClusterRadius": 40}).add_to(m)
     for f in mediation_points["features"]:
         lon, lat = f["geometry"]["coordinates"]
         colour, icon = MEDIATION_ICONS.get(f["properties"]["kind"], ("gray", "circle"))

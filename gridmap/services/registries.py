@@ -364,11 +364,17 @@ def place_feature(session: Session, user: User, place_id: int, today: date | Non
 
 
 def places_geojson(session: Session, user: User, filters: PlaceFilters = PlaceFilters(), today: date | None = None,
-                   limit: int = 5000) -> dict:
+                   limit: int = 5000, fields: tuple[str, ...] | None = None) -> dict:
+    """Places as GeoJSON; ``fields`` keeps only those properties (a map needs few)."""
     frame = places_frame(session, user, filters, today)
+
+    def properties(row) -> dict:
+        props = place_properties(row)
+        return {k: props[k] for k in fields if k in props} if fields else props
+
     features = [{"type": "Feature", "id": int(row["id"]),
-                 "geometry": {"type": "Point", "coordinates": [round(row["lon"], 7), round(row["lat"], 7)]},
-                 "properties": place_properties(row)} for _, row in frame.head(limit).iterrows()]
+                 "geometry": {"type": "Point", "coordinates": [round(row["lon"], 6), round(row["lat"], 6)]},
+                 "properties": properties(row)} for _, row in frame.head(limit).iterrows()]
     return {"type": "FeatureCollection", "features": features, "numberMatched": len(frame),
             "numberReturned": len(features)}
 

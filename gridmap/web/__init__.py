@@ -13,14 +13,20 @@ from gridmap.services.errors import GridmapError
 csrf = CSRFProtect()
 login_manager = LoginManager()
 babel = Babel()
+SUPPORTED_LOCALES = ("zh_CN", "en")
 
 
 def _select_locale() -> str:
-    """Chinese first: an explicit ?lang= or cookie wins, then the browser's English, else zh_CN."""
+    """Chinese first: English only when chosen (?lang=en, remembered in a cookie)."""
     chosen = request.args.get("lang") or request.cookies.get("lang")
-    if chosen in ("zh_CN", "en"):
-        return chosen
-    return "en" if request.accept_languages.best_match(["zh", "en"], "zh") == "en" else "zh_CN"
+    return chosen if chosen in SUPPORTED_LOCALES else "zh_CN"
+
+
+def _remember_locale(response):
+    chosen = request.args.get("lang")
+    if chosen in SUPPORTED_LOCALES:
+        response.set_cookie("lang", chosen, max_age=365 * 24 * 3600, samesite="Lax")
+    return response
 
 
 def init_web(app: Flask) -> None:
@@ -38,6 +44,7 @@ def init_web(app: Flask) -> None:
     login_manager.login_message = "请先登录 / Please log in"
     babel.init_app(app, locale_selector=_select_locale)
     app.jinja_env.globals["get_locale"] = get_locale
+    app.after_request(_remember_locale)
 
     app.register_blueprint(auth.bp)
     app.register_blueprint(pages.bp)
@@ -56,6 +63,10 @@ def init_web(app: Flask) -> None:
     app.register_blueprint(registries.bp)
     app.register_blueprint(registries.api_bp)
     csrf.exempt(registries.api_bp)
+    from gridmap.web import risk
+    app.register_blueprint(risk.bp)
+    app.register_blueprint(risk.api_bp)
+    csrf.exempt(risk.api_bp)
 
     @app.teardown_appcontext
     def _close_session(exc):

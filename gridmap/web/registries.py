@@ -96,6 +96,11 @@ def _place_feature(session, user, place_id: int) -> dict:
     return registries.place_feature(session, user, place_id)
 
 
+# The properties the places map's popups show.
+PLACE_MAP_FIELDS = "name,status,status_zh,kind_zh,subkind_zh,address,town_name,village_name,grid_code," \
+                   "last_inspected,next_due"
+
+
 def _case_link() -> str | None:
     if "incidents.case_page" in current_app.view_functions:
         return url_for("incidents.case_page", incident_id=0).replace("/0", "/__ID__")
@@ -107,8 +112,9 @@ def _case_link() -> str | None:
 @api_bp.get("/places")
 def places_index():
     filters = registries.parse_place_filters(request.args)
+    fields = tuple(f for f in (request.args.get("fields") or "").split(",") if f) or None
     return _geojson(registries.places_geojson(db_session(), current_db_user(), filters,
-                                              limit=current_app.config["API_MAX_FEATURES"]))
+                                              limit=current_app.config["API_MAX_FEATURES"], fields=fields))
 
 
 @api_bp.get("/places/due")
@@ -364,7 +370,7 @@ def places_page():
     args = {k: v for k, v in request.args.items() if v and k in ("town", "kind", "status")}
     by = "grid" if filters.town else "town"
     m = build_places_map(**_outline_layers(session, user),
-                         places_url=url_for("registries_api.places_index", **args),
+                         places_url=url_for("registries_api.places_index", fields=PLACE_MAP_FIELDS, **args),
                          hazards_url=url_for("registries_api.inspections_incidents"),
                          place_link=url_for("registries.place_page", place_id=0).replace("/0", "/__ID__"),
                          case_link=_case_link(), **_basemap())
@@ -521,6 +527,7 @@ def bulletins_page():
     return render_template("registries/bulletins.html", bulletin=bulletin, error=error, towns=towns,
                            args=args, default_period=last_month, sections=BULLETIN_SECTIONS,
                            section_names=BULLETIN_SECTION_ZH, files=files,
+                           county_allowed=user.role in bulletins.BULLETIN_ROLES,
                            chosen=set(request.args.getlist("sections")) or set(BULLETIN_SECTIONS)), \
         (400 if error else 200)
 

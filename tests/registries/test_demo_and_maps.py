@@ -92,3 +92,12 @@ def test_pages_refuse_roles(client, users):
         session["_fresh"] = True
     assert client.get("/registries/places").status_code == 403
     assert client.get("/registries/reviews").status_code == 403
+
+
+def test_town_supervisor_bulletin_page_offers_only_the_town(client, users):
+    with client.session_transaction() as session:
+        session["_user_id"] = str(users["town_supervisor"][0].id)
+        session["_fresh"] = True
+    html = client.get("/registries/bulletins").get_data(as_text=True)
+    assert '<option value="">全县</option>' not in html and 'value="410421102000"' in html
+    assert 'value="410421100000"' not in html

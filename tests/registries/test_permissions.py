@@ -76,3 +76,12 @@ def test_permissions_summary(users):
         "places": {"view": True, "edit": False}, "inspections": {"view": True, "edit": True},
         "staff": {"view": True, "edit": False}, "activities": {"view": True, "edit": True}}
     assert not any(p["view"] for p in registries.permissions(users["mediator"][0]).values())
+
+
+def test_places_fields_keep_map_answers_small(client, users):
+    token = users["county_officer"][1]
+    full = client.get("/api/places", headers=auth(token))
+    slim = client.get("/api/places?fields=name,status", headers=auth(token))
+    assert slim.get_json()["numberMatched"] == full.get_json()["numberMatched"]
+    assert set(slim.get_json()["features"][0]["properties"]) == {"name", "status"}
+    assert len(slim.data) < len(full.data) / 3

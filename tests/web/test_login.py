@@ -46,3 +46,12 @@ def test_english_interface(client, make_user):
     en = client.get("/?lang=en").get_data(as_text=True)
     assert "网格化管理地图" in zh and "演示数据（合成）" in zh
     assert "Grid management map" in en and "Demo data (synthetic)" in en
+
+
+def test_chinese_is_the_default_even_for_an_english_browser(client, make_user):
+    make_user("officer2", "county_officer")
+    client.post("/login", data={"username": "officer2", "password": PASSWORD})
+    page = client.get("/", headers={"Accept-Language": "en-US,en;q=0.9"}).get_data(as_text=True)
+    assert "网格化管理地图" in page and 'lang="zh-CN"' in page
+    client.get("/?lang=en")  # the choice is remembered in a cookie
+    assert "Grid management map" in client.get("/").get_data(as_text=True)
