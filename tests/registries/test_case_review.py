@@ -136,3 +136,24 @@ def test_only_county_officers_run_reviews(db_session, users, client):
     assert client.get("/api/reviews", headers=auth(users["town_supervisor"][1])).status_code == 403
     with pytest.raises(ValidationError):
         case_review.create_review(db_session, users["admin"][0], {**PERIOD, "sample_size": -1})
+
+
+def test_review_pages_score_through_the_form(client, db_session, users):
+    officer = users["county_officer"][0]
+    review = case_review.create_review(db_session, officer, {**PERIOD, "sample_size": 2, "seed": 11})
+    item = db_session.scalar(select(CaseReviewItem).where(CaseReviewItem.review_id == review.id)
+                             .order_by(CaseReviewItem.id))
+    with client.session_transaction() as session:
+        session["_user_id"] = str(officer.id)
+        session["_fresh"] = True
+    page = client.get(f"/registries/reviews/{review.id}").get_data(as_text=True)
+    assert f'id="item-{item.id}"' in page and str(review.seed) in page
+    response = client.post(f"/registries/reviews/{review.id}/items/{item.id}",
+                           data={"score_facts": "20", "score_deadline": "30", "score_level": "10",
+                                 "score_follow_up": "0", "findings": "<i>未回访</i>"})
+    assert response.status_code == 302
+    assert db_session.execute(text("SELECT total FROM case_review_items WHERE id = :i"),
+                              {"i": item.id}).scalar_one() == 60
+    page = client.get(f"/registries/reviews/{review.id}").get_data(as_text=True)
+    assert "&lt;i&gt;未回访&lt;/i&gt;" in page and "<i>未回访</i>" not in page
+    assert '<b id="review-mean">60.0</b>' in page
