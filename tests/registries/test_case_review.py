@@ -156,4 +156,4 @@ def test_review_pages_score_through_the_form(client, db_session, users):
                               {"i": item.id}).scalar_one() == 60
     page = client.get(f"/registries/reviews/{review.id}").get_data(as_text=True)
     assert "&lt;i&gt;未回访&lt;/i&gt;" in page and "<i>未回访</i>" not in page
-    assert '<b id="review-mean">60.0</b>' in page
+    assert '<b id="review-mean">60.0</b>' in page and "已评 1/2" in page
