@@ -157,3 +157,5 @@ def test_review_pages_score_through_the_form(client, db_session, users):
     page = client.get(f"/registries/reviews/{review.id}").get_data(as_text=True)
     assert "&lt;i&gt;未回访&lt;/i&gt;" in page and "<i>未回访</i>" not in page
     assert '<b id="review-mean">60.0</b>' in page and "已评 1/2" in page
+    listing = client.get("/registries/reviews").get_data(as_text=True)
+    assert "built-in method" not in listing and f"<td>{review.seed}</td><td>2</td><td>1</td><td>60.0</td>" in listing
