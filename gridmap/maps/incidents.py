@@ -72,6 +72,9 @@ class IncidentLayer(JSCSSMixin, Layer):
                                                            chunkedLoading: true});
         {{ this.get_name() }}.gmLoaded = 0;
         (function (layer, map, cfg) {
+            // Without a tile layer the map's max zoom is Infinity, and markercluster would build
+            // cluster levels for ever.
+            if (!isFinite(map.getMaxZoom())) { map.setMaxZoom(19); }
             var filters = Object.assign({}, cfg.filters);
             var pending = null;
             var status = L.control({position: 'bottomleft'});

@@ -408,7 +408,7 @@ def possible_duplicates(session: Session, user: User, category: str, lon: float,
     if exclude_id is not None:
         query = query.where(Incident.id != exclude_id)
     return [{"id": r.id, "category": r.category, "subcategory": r.subcategory, "status": r.status,
-             "status_zh": STATUS_ZH[r.status], "occurred_at": r.occurred_at.isoformat(),
+             "status_zh": STATUS_ZH[r.status], "occurred_at": _iso(r.occurred_at),
              "description": _short(r.description), "village_name": r.village_name,
              "distance_m": round(float(r.distance_m), 1)} for r in session.execute(query)]
 
@@ -604,7 +604,8 @@ def _summary_query(now: datetime):
 
 
 def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None
+    """Times go out in Beijing time, as users read them."""
+    return value.astimezone(CHINA_TZ).isoformat() if value else None
 
 
 def _summary_properties(row, *, full_description: bool = False, personal: bool = False) -> dict:
@@ -719,7 +720,7 @@ def incident_history(session: Session, incident_id: int) -> list[dict]:
         .order_by(IncidentEvent.at, IncidentEvent.id))
     return [{"from_status": e.from_status, "to_status": e.to_status,
              "to_status_zh": STATUS_ZH.get(e.to_status, e.to_status),
-             "from_status_zh": STATUS_ZH.get(e.from_status, e.from_status), "at": e.at.isoformat(),
+             "from_status_zh": STATUS_ZH.get(e.from_status, e.from_status), "at": _iso(e.at),
              "actor": (display or username) if username else None, "actor_role": role,
              "note": e.note, "data": e.data or {}}
             for e, username, display, role in rows]

@@ -228,6 +228,25 @@ def _dispatch(session, user, incident, payload, now):
     return {"target_kind": kind, "target": target, "target_name": f"{DISPATCH_KIND_ZH[kind]}：{label}"}
 
 
+def dispatch_target_name(session: Session, kind: str | None, target: str | None) -> str | None:
+    """A readable name for where a case was dispatched, e.g. "调解阵地：范营村摆理堂（摆理堂）"."""
+    if not kind or not target:
+        return None
+    if kind == "village":
+        found = session.get(Village, target)
+        label = found.name if found else target
+    elif kind == "police_station":
+        found = session.get(PoliceStation, target)
+        label = found.name if found else target
+    elif kind == "mediation_point":
+        found = session.get(MediationPoint, int(target)) if target.isdigit() else None
+        label = f"{found.name}（{MEDIATION_KIND_ZH.get(found.kind, found.kind)}）" if found else target
+    else:
+        found = session.get(Town, target)
+        label = found.name if found else target
+    return f"{DISPATCH_KIND_ZH.get(kind, kind)}：{label}"
+
+
 def _start(session, user, incident, payload, now):
     return {}
 
@@ -290,6 +309,10 @@ def case_detail(session: Session, user: User, incident_id: int, now: datetime | 
     """The case as a GeoJSON Feature with its history and the actions ``user`` may take now."""
     feature = incident_detail(session, user, incident_id, now)
     incident = get_visible_incident(session, user, incident_id)
+    point = session.get(MediationPoint, incident.mediation_point_id) if incident.mediation_point_id else None
+    feature["properties"]["mediation_point_name"] = point.name if point else None
+    feature["properties"]["dispatched_to_name"] = dispatch_target_name(session, incident.dispatched_to_kind,
+                                                                       incident.dispatched_to)
     feature["properties"]["allowed_actions"] = [
         {"name": a.name, "label_zh": a.label_zh, "label_en": a.label_en,
          "needs": [n.rstrip("?") for n in a.needs], "note_required": a.note_required}
