@@ -5,7 +5,8 @@ Revises: 0001
 Create Date: 2026-11-26
 
 Whom a case is dispatched to (a village committee, police station, mediation point or town
-office), and an index on the reporter so a grid worker's own incidents are found quickly.
+office), and indexes on the reporter (a grid worker's own incidents) and on the report time (the
+default order of every list).
 Deadlines come from incident_categories.deadline_days (0001); the duplicate distance and time
 window are deployment settings (gridmap.config).
 """
@@ -28,9 +29,11 @@ def upgrade() -> None:
         "dispatched_to_kind IS NULL OR dispatched_to_kind IN "
         "('village', 'police_station', 'mediation_point', 'town_office')")
     op.create_index(op.f("ix_incidents_reporter_id"), "incidents", ["reporter_id"], unique=False)
+    op.create_index(op.f("ix_incidents_reported_at"), "incidents", ["reported_at"], unique=False)
 
 
 def downgrade() -> None:
+    op.drop_index(op.f("ix_incidents_reported_at"), table_name="incidents")
     op.drop_index(op.f("ix_incidents_reporter_id"), table_name="incidents")
     op.drop_constraint(op.f("ck_incidents_dispatched_to_kind_known"), "incidents", type_="check")
     op.drop_column("incidents", "dispatched_to")
