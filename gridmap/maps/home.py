@@ -30,6 +30,8 @@ def base_map(bounds: tuple[float, float, float, float], basemap_url: str = "",
     minx, miny, maxx, maxy = bounds
     m = folium.Map(location=[(miny + maxy) / 2, (minx + maxx) / 2], zoom_start=11, tiles=None,
                    control_scale=True)
+    # Without a tile layer Leaflet's max zoom is Infinity, which breaks marker clustering.
+    m.options.update(maxZoom=19, minZoom=6)
     if basemap_url:
         folium.TileLayer(basemap_url, attr=basemap_attribution or "basemap", name="底图 Basemap",
                          overlay=False, control=True).add_to(m)

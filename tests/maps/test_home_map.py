@@ -42,6 +42,7 @@ def test_layers_legend_and_urls():
     assert "410421102204001" not in html   # ... and are never inlined
     assert "gm-legend" in html and "摆理堂" in html
     assert "L.control.scale" in html
+    assert "\"maxZoom\": 19" in html  # marker clusters need a finite max zoom
 
 
 def test_every_asset_is_served_locally():
