@@ -659,6 +659,11 @@ def list_incidents(session: Session, user: User, filters: IncidentFilters, page:
             "next_page": page + 1 if page * page_size < matched else None}
 
 
+# What a marker and its popup need; the rest is on the case page.
+MAP_PROPERTIES = ("id", "category", "category_zh", "subcategory_zh", "severity", "status", "status_zh", "overdue",
+                  "occurred_at", "town_name", "village_name", "description")
+
+
 def map_layer(session: Session, user: User, filters: IncidentFilters, zoom: int,
               settings: IncidentSettings = IncidentSettings(), now: datetime | None = None) -> dict:
     """What the incidents map shows for one view: the incidents themselves, or, when more than
@@ -672,10 +677,11 @@ def map_layer(session: Session, user: User, filters: IncidentFilters, zoom: int,
     in_view = session.scalar(select(func.count()).select_from(
         select(Incident.id).where(*conditions).limit(cap + 1).subquery()))
     if in_view <= cap:
-        collection = list_incidents(session, user, filters, 1, cap, settings=IncidentSettings(
-            max_page_size=cap, page_size=cap), now=now)
-        collection["clustered"] = False
-        return collection
+        query = _summary_query(now).where(*conditions).order_by(*SORTS[filters.sort]).limit(cap)
+        features = [_feature(row, {k: v for k, v in _summary_properties(row).items() if k in MAP_PROPERTIES})
+                    for row in session.execute(query)]
+        return {"type": "FeatureCollection", "features": features, "clustered": False,
+                "numberMatched": in_view, "numberReturned": len(features)}
     # Cells of about 60 screen pixels at this zoom (256-pixel tiles).
     cell = 360.0 / (256 * 2 ** zoom) * 60
     snapped = func.ST_SnapToGrid(Incident.geom, cell)

@@ -99,6 +99,21 @@ def test_worker_pins_from_a_phone_and_sees_the_marker(live_server, phone, engine
                            {"t": f"%{marker_text}%"}).one()
     assert tuple(row) == (FANYING, 3, True, "fanying")
 
+    # A second pin at the same place and category shows the first as a possible duplicate.
+    first_id = page.evaluate("Number(document.querySelector('.leaflet-popup-content a.gm-case-link')"
+                             ".getAttribute('href').split('/').pop())")
+    page.evaluate("window.gmPinMap.closePopup()")
+    tap_at(page, lon + 0.0006, lat)  # about 55 m east, clear of the first marker
+    page.select_option("#pin-category", "DSP")
+    page.wait_for_selector("#pin-duplicates:not([hidden])", timeout=10000)
+    same = page.locator("#pin-duplicate-list a.gm-same-case").first
+    assert same.inner_text() == "这是同一事件"
+    assert same.get_attribute("href") == f"/incidents/{first_id}"
+    assert count_with(engine, marker_text) == 1
+
+    page.evaluate("window.gmPinMap.setView([%r, %r], 17, {animate: false})" % (lat, lon))
+    page.evaluate("() => { for (const l of Object.values(window.gmPinMap._layers)) {"
+                  " if (l.gmIncidentId === %d) { l.openPopup(); } } }" % first_id)
     page.click(".leaflet-popup-content a.gm-case-link")
     page.wait_for_selector("#case-description")
     assert page.inner_text("#case-description") == description

@@ -8,8 +8,8 @@ import pytest
 from sqlalchemy import text
 
 from gridmap.services import incidents, workflow
-from gridmap.services.errors import Conflict, Forbidden, NotFound, ValidationError
-from tests.incident_helpers import (FANYING, MATRIX, NAODIAN, TRANSITION_FIELDS, cheap_password_hashing,
+from gridmap.services.errors import Forbidden, NotFound, ValidationError
+from tests.incident_helpers import (FANYING, MATRIX, TRANSITION_FIELDS, cheap_password_hashing,
                                     interior_point, make_people, payload, row_counts)
 
 SETTINGS = incidents.IncidentSettings()
