@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from gridmap.catalog import (DISPATCH_KIND_ZH, LEGAL_CLASS_ZH, MEDIATION_OUTCOME_ZH, RESOLUTION_LEVEL_ZH,
                              STATUS_ZH, STATUSES)
-from gridmap.maps.incidents import build_case_map, build_incidents_map
+from gridmap.maps.incidents import DEFAULT_LABELS, build_case_map, build_incidents_map
 from gridmap.maps.render import map_parts
 from gridmap.models import IncidentCategory, IncidentSubcategory
 from gridmap.services import incidents, layers, workflow
@@ -225,6 +225,7 @@ def map_page():
         categories=_categories(session),
         statuses=[("open", _("未结（全部进行中）"))] + [(s, STATUS_ZH[s]) for s in STATUSES],
         filters={k: request.args[k] for k in allowed if request.args.get(k)},
+        labels={key: _(text) for key, text in DEFAULT_LABELS.items()},
         grids_url=url_for("api.layer", name="grids"),
         basemap_url=current_app.config["BASEMAP_URL"], basemap_attribution=current_app.config["BASEMAP_ATTRIBUTION"])
     return render_template("map_page.html", map=map_parts(m))
