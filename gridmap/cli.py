@@ -345,6 +345,97 @@ def import_places_command(file, layer, crs, from_gcj02, mappings, constants, met
         click.echo(line)
 
 
+# --- risk and the county's numbers (issue 4) ------------------------------------------------
+
+@main.command("risk")
+@click.option("--from", "start", default=None, help="first day (YYYY-MM-DD, Beijing time; default: RISK_DEFAULT_DAYS "
+                                                     "before --to)")
+@click.option("--to", "end", default=None, help="first day NOT included (default: tomorrow, i.e. up to today)")
+@click.option("--category", default=None, help="category codes, comma-separated (DSP,SEC,...; default: all)")
+@click.option("--format", "fmt", required=True, help="csv, geojson, gpkg (grids, villages, towns layers) or xlsx")
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="file to write")
+@readable_errors
+def risk_command(start, end, category, fmt, out):
+    """Write the per-grid risk summary and Gi* hot spots for a period (county-wide)."""
+    from gridmap.db import session_scope
+    from gridmap.services import risk
+
+    fmt = risk.parse_choice(fmt, "format", risk.FILE_FORMATS, "csv")
+    settings = risk.RiskSettings.from_environment()
+    period = risk.parse_period({"from": start, "to": end}, default_days=settings.default_days)
+    categories = risk.parse_categories({"category": category})
+    with session_scope() as session:
+        result = risk.compute_risk(session, None, period, categories, settings)
+        risk.write_risk_file(session, result, fmt, out)
+    click.echo(f"wrote {out}: {len(result.grids)} grids, {period.label()}, "
+               f"{int((result.grids['gi_bin'] > 0).sum())} hot spot grid(s)")
+
+
+@main.command("report")
+@click.option("--from", "start", default=None, help="first day (YYYY-MM-DD, Beijing time)")
+@click.option("--to", "end", default=None, help="first day NOT included (default: up to today)")
+@click.option("--distance", default=None, help="mediation-point reach in metres (default MEDIATION_GAP_DISTANCE_M)")
+@click.option("--format", "fmt", required=True, help="json or xlsx")
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="file to write")
+@readable_errors
+def report_command(start, end, distance, fmt, out):
+    """Write the county's numbers ("三零", resolution levels, enterprise-related, mediation) for a period."""
+    from gridmap.db import session_scope
+    from gridmap.services import risk
+
+    fmt = risk.parse_choice(fmt, "format", risk.REPORT_FORMATS, "json")
+    settings = risk.RiskSettings.from_environment()
+    period = risk.parse_period({"from": start, "to": end}, default_days=settings.default_days)
+    reach = risk.parse_distance(distance, settings.mediation_distance_m)
+    with session_scope() as session:
+        report = risk.county_report(session, None, period, settings, reach)
+        risk.write_report_file(report, fmt, out)
+    click.echo(f"wrote {out}: {period.label()}")
+
+
+@import_group.command("tracks")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--zone", required=True, help="patrol zone code (巡区), e.g. 410421102000-Z1")
+@click.option("--officer", required=True, help="officer or unit the track belongs to, e.g. 闹店派出所巡逻一组")
+@click.option("--format", "fmt", type=click.Choice(["gpx", "geojson", "csv"]), default=None,
+              help="file format (default: from the file name)")
+@readable_errors
+def import_tracks_command(file, zone, officer, fmt):
+    """Import one patrol GPS track (GPX, GeoJSON or CSV time,lon,lat; CSV times without an offset are
+    Beijing time). Wrong fixes (outside the county, faster than a car, repeated times) are dropped and
+    counted."""
+    from gridmap.db import session_scope
+    from gridmap.services.errors import ValidationError
+    from gridmap.services.patrol import PatrolSettings, upload_track
+
+    try:
+        content = file.read_bytes()
+    except OSError as err:
+        raise ValidationError(f"cannot read {file}: {err.strerror or err}", "file") from None
+    with session_scope() as session:
+        result = upload_track(session, None, content, zone_code=zone, filename=file.name, fmt=fmt, officer=officer,
+                              settings=PatrolSettings.from_environment())
+        click.echo(result.message_zh())
+
+
+@import_group.command("roads")
+@_import_options
+@click.option("--append", is_flag=True, help="add to the roads loaded before instead of replacing them")
+@readable_errors
+def import_roads_command(file, layer, crs, from_gcj02, mappings, constants, metric_crs, quiet, append):
+    """Import the road network routes are planned on: lines from a GeoPackage, Shapefile or GeoJSON
+    (e.g. an OSM extract), with optional name, road_class (or OSM highway/fclass) and speed_kmh (or
+    maxspeed); roads without a speed get their class's usual speed. Replaces the stored roads."""
+    from gridmap.db import session_scope
+    from gridmap.services.patrol import PatrolSettings, import_roads
+
+    options = _source_options(layer, crs, from_gcj02, mappings, constants, None, False, metric_crs, quiet)
+    with session_scope() as session:
+        report = import_roads(session, None, file, options, append=append, settings=PatrolSettings.from_environment())
+    for line in report.lines():
+        click.echo(line)
+
+
 # --- server ---------------------------------------------------------------------------------
 
 @main.command("serve")

@@ -38,6 +38,23 @@ class Config:
     # Possible duplicates of a new incident: open, same category, this close in space and time.
     DUPLICATE_DISTANCE_M = 200
     DUPLICATE_WINDOW_HOURS = 72
+    # Risk map: an incident adds its severity weight x 0.5 ** (age in days / half-life) to its grid's
+    # score; scores are cut into RISK_CLASSES levels by natural_breaks (Fisher-Jenks) or quantiles.
+    RISK_SEVERITY_WEIGHTS = "1:1,2:2,3:4,4:8"
+    RISK_HALF_LIFE_DAYS = 30
+    RISK_CLASSES = 5
+    RISK_CLASS_METHOD = "natural_breaks"
+    RISK_DEFAULT_DAYS = 90
+    # Gi* hot spots: grid neighbours "queen" (shared edge or corner) or "distance_band:<metres>".
+    RISK_ADJACENCY = "queen"
+    # What Gi* tests: score_per_km2 (grids differ in size, so densities), score, per_km2, per_1000, n_total.
+    RISK_HOTSPOT_VALUE = "score_per_km2"
+    RISK_PERMUTATIONS = 999
+    RISK_SEED = 12345
+    # Grid layers larger than this are fetched by the map page instead of inlined in it.
+    RISK_INLINE_MAX_FEATURES = 3000
+    HEATMAP_CELL_M = 200
+    MEDIATION_GAP_DISTANCE_M = 2000
 
 
 def load_config(overrides: dict | None = None) -> dict:
