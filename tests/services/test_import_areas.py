@@ -66,8 +66,7 @@ def test_towns_from_projected_geopackage_with_column_mapping(db, tmp_path):
 
 def test_villages_from_shapefile_derive_their_town(db, tmp_path):
     seed_county(db, grids=False)
-    clear = "DELETE FROM villages"
-    rows(db, clear + " RETURNING code")
+    rows(db, "DELETE FROM villages RETURNING code")   # keep the towns only
     records = [{"code": code, "name": name} for code, (name, _, _) in VILLAGES.items()]
     path = write(tmp_path / "villages.shp", records, [g for *_, g in VILLAGES.values()])
 

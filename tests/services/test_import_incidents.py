@@ -181,8 +181,8 @@ def test_swapped_coordinates_are_recognised(county, tmp_path):
 
 
 def test_gcj02_points_land_in_the_right_grid(county, tmp_path):
-    # 113.0535 lies 350 m west of the grid boundary at 113.0500 in WGS84; its GCJ-02 pick lies
-    # ~600 m further east, so reading it as WGS84 would put it in the wrong grid.
+    # 113.0465 lies ~320 m west of the village boundary at 113.0500 (WGS84); its GCJ-02 pick lies
+    # ~600 m further east, so reading it as WGS84 would put it in the neighbouring village.
     lon, lat = wgs84_to_gcj02(113.0465, 33.85)
     pd.DataFrame([{"lon": lon, "lat": lat, "category": "SEC", "occurred_at": "2024-01-01"}]) \
         .to_csv(tmp_path / "amap.csv", index=False)
@@ -227,7 +227,7 @@ def test_the_service_loads_by_copy_and_places_in_one_statement(county, tmp_path)
             raw.cursor_factory = None
 
     assert report.imported == n
-    assert sum(s.startswith("COPY gridmap_incident_import") for s in statements) == 1  # 20,000 rows in one chunk
+    assert sum(s.startswith("COPY gridmap_incident_import") for s in statements) == 1
     inserts = [s for s in statements if s.startswith("INSERT INTO incidents")]
     assert len(inserts) == 1 and "JOIN LATERAL" in inserts[0]
     stored = rows(county, "SELECT count(*), count(DISTINCT grid_code) FROM incidents")[0]

@@ -1,0 +1,212 @@
+"""Benchmark: import 1,000,000 incidents from a GeoPackage.
+
+A (baseline): ``ogr2ogr -f PostgreSQL`` loading the file into a new table of a scratch PostGIS
+database (GDAL's defaults: COPY, a GiST index, no constraints).
+B (gridmap): ``gridmap import incidents FILE`` into another scratch database migrated to head
+with the demo county loaded (its grids, villages, towns and ~24,000 incidents): every row is
+checked, loaded by COPY into a staging table and placed in its grid by one INSERT … SELECT,
+into the real incidents table with its indexes, foreign keys and triggers.
+
+Prints both times, the ratio B/A (target <= 1.5) and B's own breakdown. With
+``--what-if-no-place-trigger`` it also times B once more in-process with the per-row trigger
+``incidents_assign_place`` disabled inside the import's transaction (the grid codes then come from
+the INSERT … SELECT alone), to show what a trigger that trusts the bulk path would save.
+
+    .venv/bin/python bench/bench_import.py [--rows 1000000] [--seed 6] [--what-if-no-place-trigger]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pyogrio
+import shapely
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from gridmap.catalog import SUBCATEGORY_CODES  # noqa: E402
+from gridmap.services.demo import DEMO_DIR  # noqa: E402
+from tests.conftest import create_scratch_database, drop_database, migrate  # noqa: E402
+
+OUT = ROOT / "bench" / "out"
+CATEGORY_SHARES = {"DSP": 0.30, "SEC": 0.24, "FIR": 0.13, "HAZ": 0.03, "LOG": 0.07, "TRF": 0.08, "ACC": 0.06,
+                   "PET": 0.09}
+OGR2OGR = shutil.which("ogr2ogr") or "/usr/bin/ogr2ogr"
+
+
+def log(message: str) -> None:
+    print(message, flush=True)
+
+
+def points_in_grids(grids: gpd.GeoDataFrame, n: int, rng: np.random.Generator) -> np.ndarray:
+    """``n`` points inside the grids, population-weighted, uniform within each grid."""
+    weights = np.maximum(grids["population"].to_numpy(dtype=float), 1.0)
+    counts = rng.multinomial(n, weights / weights.sum())
+    out = []
+    for geom, count in zip(grids.geometry, counts):
+        if count == 0:
+            continue
+        minx, miny, maxx, maxy = geom.bounds
+        shapely.prepare(geom)
+        found = np.empty((0, 2))
+        while len(found) < count:
+            xy = np.column_stack([rng.uniform(minx, maxx, count * 2), rng.uniform(miny, maxy, count * 2)])
+            found = np.vstack([found, xy[shapely.contains_xy(geom, xy[:, 0], xy[:, 1])]])
+        out.append(found[:count])
+    xy = np.vstack(out)
+    return xy[rng.permutation(len(xy))]
+
+
+def make_file(n: int, seed: int) -> Path:
+    path = OUT / f"incidents_{n}_{seed}.gpkg"
+    if path.exists():
+        log(f"reusing {path}")
+        return path
+    OUT.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    grids = pyogrio.read_dataframe(DEMO_DIR / "grids.geojson")
+    xy = points_in_grids(grids, n, rng)
+    categories = rng.choice(list(CATEGORY_SHARES), size=n, p=list(CATEGORY_SHARES.values()))
+    subcategories = np.empty(n, dtype=object)
+    for code in CATEGORY_SHARES:
+        mask = categories == code
+        subcategories[mask] = rng.choice(SUBCATEGORY_CODES[code], size=int(mask.sum()))
+    occurred = pd.Timestamp("2023-01-01") + pd.to_timedelta(rng.integers(0, 3 * 365 * 86400, n), unit="s")
+    frame = gpd.GeoDataFrame({
+        "category": categories, "subcategory": subcategories,
+        "severity": rng.choice([1, 2, 3, 4], size=n, p=[0.5, 0.3, 0.15, 0.05]).astype("int16"),
+        "status": rng.choice(["closed", "followed_up", "reported"], size=n, p=[0.5, 0.4, 0.1]),
+        "occurred_at": occurred,
+        "reported_at": occurred + pd.to_timedelta(rng.integers(60, 6 * 3600, n), unit="s"),
+        "description": rng.choice(["邻里纠纷", "电动车楼道充电", "盗窃电动车", "生成的测试事件"], size=n),
+    }, geometry=shapely.points(xy), crs="EPSG:4326")
+    log(f"writing {n:,} incidents to {path}")
+    pyogrio.write_dataframe(frame, path, layer="incidents")
+    return path
+
+
+def ogr_connection(url: str) -> str:
+    u = make_url(url)
+    parts = {"dbname": u.database, "host": u.host or "127.0.0.1", "port": u.port or 5432, "user": u.username,
+             "password": u.password}
+    return "PG:" + " ".join(f"{k}={v}" for k, v in parts.items() if v)
+
+
+def count(url: str, sql: str) -> int:
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        value = conn.execute(text(sql)).scalar_one()
+    engine.dispose()
+    return value
+
+
+def baseline(path: Path, n: int) -> float:
+    url = create_scratch_database("gm_bench_ogr")
+    try:
+        started = time.perf_counter()
+        subprocess.run([OGR2OGR, "-f", "PostgreSQL", ogr_connection(url), str(path), "-nln", "incidents_ogr",
+                        "-lco", "GEOMETRY_NAME=geom"], check=True, capture_output=True)
+        seconds = time.perf_counter() - started
+        assert count(url, "SELECT count(*) FROM incidents_ogr") == n
+        return seconds
+    finally:
+        drop_database(url)
+
+
+def county_database() -> str:
+    from gridmap.db import session_scope
+    from gridmap.services.demo import load_demo
+
+    url = create_scratch_database("gm_bench_import")
+    migrate(url)
+    with session_scope(url) as session:
+        load_demo(session)
+    return url
+
+
+def gridmap_cli(path: Path, n: int) -> tuple[float, str]:
+    url = county_database()
+    try:
+        before = count(url, "SELECT count(*) FROM incidents")
+        env = dict(os.environ, GRIDMAP_DATABASE_URL=url)
+        started = time.perf_counter()
+        result = subprocess.run([str(ROOT / ".venv" / "bin" / "gridmap"), "import", "incidents", str(path), "--quiet"],
+                                env=env, capture_output=True, text=True)
+        seconds = time.perf_counter() - started
+        if result.returncode != 0:
+            raise SystemExit(f"gridmap import failed:\n{result.stderr}")
+        assert count(url, "SELECT count(*) FROM incidents") == before + n
+        return seconds, result.stdout
+    finally:
+        drop_database(url)
+
+
+def gridmap_without_place_trigger(path: Path, n: int) -> tuple[float, str]:
+    """What-if: the same import with the per-row placement trigger off (inside the transaction)."""
+    from gridmap.db import session_scope
+    from gridmap.services.importing import SourceOptions
+    from gridmap.services.importing_incidents import import_incidents
+
+    url = county_database()
+    try:
+        started = time.perf_counter()
+        with session_scope(url) as session:
+            session.execute(text("ALTER TABLE incidents DISABLE TRIGGER incidents_assign_place"))
+            report = import_incidents(session, path, SourceOptions())
+            session.execute(text("ALTER TABLE incidents ENABLE TRIGGER incidents_assign_place"))
+            wrong = session.execute(text(
+                "SELECT count(*) FROM incidents i JOIN grids g ON g.code = i.grid_code "
+                "WHERE NOT ST_Intersects(g.geom, i.geom)")).scalar_one()
+        seconds = time.perf_counter() - started
+        assert report.imported == n and wrong == 0
+        return seconds, "\n".join(report.lines())
+    finally:
+        drop_database(url)
+
+
+def one_line(output: str) -> str:
+    return re.sub(r"\s+", " ", output.strip())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--seed", type=int, default=6)
+    parser.add_argument("--what-if-no-place-trigger", action="store_true")
+    args = parser.parse_args()
+    if not (DEMO_DIR / "grids.geojson").exists():
+        raise SystemExit(f"no demo county in {DEMO_DIR}: run `gridmap demo build` first")
+
+    path = make_file(args.rows, args.seed)
+    log(f"A: ogr2ogr -f PostgreSQL {path.name} …")
+    a = baseline(path, args.rows)
+    log(f"A: {a:.1f} s")
+    log(f"B: gridmap import incidents {path.name} …")
+    b, output = gridmap_cli(path, args.rows)
+    log(f"B: {b:.1f} s   ({one_line(output)})")
+    if args.what_if_no_place_trigger:
+        log("what-if: B with incidents_assign_place disabled …")
+        c, output_c = gridmap_without_place_trigger(path, args.rows)
+        log(f"what-if: {c:.1f} s   ({one_line(output_c)})")
+    log("")
+    log("| rows | A ogr2ogr (s) | B gridmap import (s) | B/A | target |")
+    log("|---|---|---|---|---|")
+    log(f"| {args.rows:,} | {a:.1f} | {b:.1f} | {b / a:.2f} | <= 1.5 |")
+    if args.what_if_no_place_trigger:
+        log(f"what-if without the per-row placement trigger: {c:.1f} s, {c / a:.2f} x A")
+
+
+if __name__ == "__main__":
+    main()
