@@ -116,6 +116,9 @@ def demo_build(source, out, seed):
     counts = build_demo(source, out, seed=seed)
     # Places, inspections, staff and activities sit in the villages and grids just built.
     counts.update(build_registries(out, seed=seed))
+    from gridmap.demo.patrol import build_demo_tracks
+
+    counts.update(build_demo_tracks(out, seed=seed))
     for layer, n in counts.items():
         click.echo(f"{layer}: {n}")
 

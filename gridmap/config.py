@@ -55,6 +55,18 @@ class Config:
     RISK_INLINE_MAX_FEATURES = 3000
     HEATMAP_CELL_M = 200
     MEDIATION_GAP_DISTANCE_M = 2000
+    # Patrol: straight-line speed when no roads are loaded, the fastest believable GPS movement, what
+    # counts as a visit (fixes within this distance; a gap this long splits it), the risk level from
+    # which a grid is a route candidate, the default coverage period and look-back for last visits,
+    # and the route solver's time limit (plan in about this plus 0.5 s).
+    PATROL_SPEED_KMH = 30
+    PATROL_MAX_SPEED_KMH = 120
+    PATROL_VISIT_DISTANCE_M = 50
+    PATROL_GAP_MINUTES = 10
+    PATROL_HIGH_RISK_LEVEL = 3
+    PATROL_LOOKBACK_DAYS = 14
+    PATROL_ROUTE_TIME_LIMIT_S = 2
+    PATROL_ROAD_SNAP_M = 500
 
 
 def load_config(overrides: dict | None = None) -> dict:

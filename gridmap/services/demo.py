@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from gridmap.catalog import CATEGORY_BY_CODE
 from gridmap.services.accounts import audit, create_user
+from gridmap.services.demo_patrol import load_demo_tracks
 from gridmap.services.demo_registries import load_demo_registries
 from gridmap.services.errors import ValidationError
 
@@ -31,10 +32,12 @@ DEMO_USERS = (
     ("leader", "viewer", [], "县领导（只读）"),
     ("naodian", "town_supervisor", ["410421102000"], "闹店镇综治中心"),
     ("fanying", "grid_worker", ["410421102204"], "范营村网格员"),
+    ("naodian_police", "police", ["410421102000-Z1"], "闹店派出所民警"),
 )
 
 # Children first, so deleting in this order never trips a foreign key.
-DEMO_TABLES = ("case_review_items", "case_reviews", "inspections", "places", "village_staff", "legal_activities",
+DEMO_TABLES = ("patrol_track_points", "patrol_tracks", "patrol_routes",
+               "case_review_items", "case_reviews", "inspections", "places", "village_staff", "legal_activities",
                "incident_events", "incidents", "mediation_points", "patrol_zones", "police_stations",
                "grids", "villages", "towns", "counties")
 
@@ -98,6 +101,7 @@ def load_demo(session: Session, directory: Path = DEMO_DIR, password: str = "gri
                        template="(%s, %s, %s, %s, %s, %s, ST_GeomFromText(%s, 4326))")
         _load_incidents(cur, incidents)
     load_demo_registries(session, directory)
+    load_demo_tracks(session, directory)
     users = _ensure_demo_users(session, password)
     audit(session, None, "demo.load", "county", "410421", {"incidents": len(incidents), "users_created": users})
     session.flush()

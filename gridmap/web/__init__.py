@@ -70,6 +70,11 @@ def init_web(app: Flask) -> None:
     app.register_blueprint(risk.api_bp)
     csrf.exempt(risk.api_bp)
 
+    from gridmap.web import patrol
+    app.register_blueprint(patrol.bp)
+    app.register_blueprint(patrol.api_bp)
+    csrf.exempt(patrol.api_bp)
+
     @app.teardown_appcontext
     def _close_session(exc):
         session = g.pop("db_session", None)
