@@ -305,3 +305,20 @@ def test_changing_a_grid_moves_the_incidents_already_in_it(county, tmp_path):
 
     assert result.exit_code == 0, result.output
     assert scalar(county, "SELECT grid_code FROM incidents") == "410421901201001"
+
+
+def test_a_geopackage_with_several_layers_needs_layer(county, tmp_path):
+    path = tmp_path / "county.gpkg"
+    pyogrio.write_dataframe(frame([{"code": "PS01", "name": "一所"}], [shapely.Point(113.02, 33.83)]), path,
+                            layer="stations")
+    pyogrio.write_dataframe(frame([{"code": "Z1", "name": "一区", "station_code": "PS01"}],
+                                  [TOWNS["410421901000"][1]]), path, layer="zones")
+
+    unchosen = gridmap(county, "import", "stations", path, "--quiet")
+    stations = gridmap(county, "import", "stations", path, "--layer", "stations", "--quiet")
+    zones = gridmap(county, "import", "zones", path, "--layer", "zones", "--quiet")
+
+    assert unchosen.exit_code == 2 and "several layers (stations, zones)" in unchosen.stderr
+    assert stations.exit_code == 0 and zones.exit_code == 0, stations.output + zones.output
+    assert rows(county, "SELECT z.code, z.station_code, s.town_code FROM patrol_zones z "
+                        "JOIN police_stations s ON s.code = z.station_code") == [("Z1", "PS01", "410421901000")]
