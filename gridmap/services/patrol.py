@@ -869,7 +869,7 @@ def _road_speed(value) -> float | None:
 
 def _first_column(frame: pd.DataFrame, names) -> str | None:
     lowered = {str(c).strip().lower(): c for c in frame.columns if c != "geometry"}
-    return next((lowered[n] for n in names if n in lowered), None)
+    return next((lowered[str(n).strip().lower()] for n in names if str(n).strip().lower() in lowered), None)
 
 
 def import_roads(session: Session, user: User | None, path, options: SourceOptions, *, append: bool = False,
@@ -887,11 +887,13 @@ def import_roads(session: Session, user: User | None, path, options: SourceOptio
     name_col = _first_column(frame, [mapping.get("name", "name")])
     class_col = _first_column(frame, [mapping["road_class"]] if "road_class" in mapping else ROAD_CLASS_COLUMNS)
     speed_col = _first_column(frame, [mapping["speed_kmh"]] if "speed_kmh" in mapping else ROAD_SPEED_COLUMNS)
-    for target, given in mapping.items():
-        if target not in ("name", "road_class", "speed_kmh"):
-            raise ValidationError(f"--map {target}=…: roads have the fields name, road_class, speed_kmh", target)
-        if _first_column(frame, [given.lower()]) is None:
-            raise ValidationError(f"--map {target}={given}: the file has no such column", target)
+    for option, given in (("--map", mapping), ("--set", options.constants)):
+        for target in given:
+            if target not in ("name", "road_class", "speed_kmh"):
+                raise ValidationError(f"{option} {target}=…: roads have the fields name, road_class, speed_kmh", target)
+    for target, column in mapping.items():
+        if _first_column(frame, [column.lower()]) is None:
+            raise ValidationError(f"--map {target}={column}: the file has no such column", target)
 
     problems: list[RowProblem] = []
     problems += check_coordinates(frame, expected_extent(session, options.metric_crs))
@@ -903,7 +905,7 @@ def import_roads(session: Session, user: User | None, path, options: SourceOptio
         if geometry.geom_type not in ("LineString", "MultiLineString"):
             problems.append(RowProblem(i + 1, None, f"the geometry is a {geometry.geom_type}, not a line"))
             continue
-        road_class = None if class_col is None else frame[class_col].iloc[i]
+        road_class = options.constants.get("road_class") or (None if class_col is None else frame[class_col].iloc[i])
         road_class = None if road_class is None or (isinstance(road_class, float) and math.isnan(road_class)) \
             else str(road_class).strip()[:40] or None
         speed = options.constants.get("speed_kmh")
@@ -913,7 +915,7 @@ def import_roads(session: Session, user: User | None, path, options: SourceOptio
             continue
         if speed is None and road_class in ROAD_CLASS_SPEEDS:
             speed = float(ROAD_CLASS_SPEEDS[road_class])
-        name = None if name_col is None else frame[name_col].iloc[i]
+        name = options.constants.get("name") or (None if name_col is None else frame[name_col].iloc[i])
         name = None if name is None or (isinstance(name, float) and math.isnan(name)) else str(name).strip()[:200]
         for part in shapely.get_parts(geometry):
             if len(part.coords) >= 2 and part.length > 0:

@@ -528,3 +528,18 @@ def test_settings_come_from_the_config():
     assert patrol.next_shift_start(QUIET_DAY + timedelta(hours=9)) == QUIET_DAY + timedelta(hours=20)
     assert patrol.next_shift_start(QUIET_DAY + timedelta(hours=21)) == QUIET_DAY + timedelta(days=1, hours=8)
     assert patrol.next_shift_start(QUIET_DAY.astimezone(CHINA_TZ)) == QUIET_DAY + timedelta(hours=8)
+
+
+def test_roads_import_takes_mapped_columns_and_constants(db_session, tmp_path):
+    x, y = station_point(db_session)
+    path = write_lines(tmp_path / "roads.geojson", [LineString([(x, y), (x + 0.01, y)])], KIND=["primary"],
+                       MPH=["25"])
+    patrol.import_roads(db_session, None, path, SourceOptions(mapping={"road_class": "KIND"},
+                                                              constants={"speed_kmh": "20", "name": "乡道"}))
+    assert tuple(db_session.execute(text("SELECT name, road_class, speed_kmh FROM roads")).one()) == ("乡道", "primary",
+                                                                                                      20.0)
+    with pytest.raises(ValidationError, match="roads have the fields") as err:
+        patrol.import_roads(db_session, None, path, SourceOptions(constants={"lanes": "2"}))
+    assert err.value.field == "lanes"
+    with pytest.raises(ValidationError, match="no such column"):
+        patrol.import_roads(db_session, None, path, SourceOptions(mapping={"speed_kmh": "KMH"}))
