@@ -11,11 +11,12 @@ import html
 import folium
 import shapely
 import shapely.geometry
+from branca.element import MacroElement
 from folium.map import Layer
 from jinja2 import Template
 
 from gridmap.maps.assets import use_local_assets
-from gridmap.maps.elements import ESCAPE_JS, Legend
+from gridmap.maps.elements import ESCAPE_JS
 from gridmap.maps.home import base_map, inline_layer
 from gridmap.maps.incidents import script_json
 
@@ -225,11 +226,40 @@ def _hotspot_layer(hotspots: dict) -> folium.GeoJson:
         "color": HOTSPOT_OUTLINE, "weight": 3, "dashArray": "6 4", "fill": False, "interactive": False})
 
 
-def coverage_legend(hours: float) -> Legend:
+class MapLegend(MacroElement):
+    """A legend inside the map (a Leaflet control), so it stays with the map on a scrolling page:
+    a title and (colour, label) rows, escaped."""
+
+    _template = Template("""
+        {% macro script(this, kwargs) %}
+        (function (map) {
+            var legend = L.control({position: 'bottomright'});
+            legend.onAdd = function () {
+                var div = L.DomUtil.create('div', 'gm-legend');
+                div.style.cssText = 'background: rgba(255,255,255,.92); padding: 6px 10px; border-radius: 4px; '
+                    + 'font: 12px/1.5 sans-serif; box-shadow: 0 1px 4px rgba(0,0,0,.3);';
+                div.innerHTML = {{ this.html_json }};
+                return div;
+            };
+            legend.addTo(map);
+        })({{ this._parent.get_name() }});
+        {% endmacro %}
+    """)
+
+    def __init__(self, title: str, rows: list[tuple[str, str]]):
+        super().__init__()
+        self._name = "MapLegend"
+        swatch = ('<span style="display:inline-block;width:12px;height:12px;background:{};margin-right:4px;'
+                  'vertical-align:middle;border:1px solid #555"></span>')
+        body = "".join(swatch.format(html.escape(colour)) + html.escape(label) + "<br>" for colour, label in rows)
+        self.html_json = script_json(f"<b>{html.escape(title)}</b><br>{body}")
+
+
+def coverage_legend(hours: float) -> MapLegend:
     rows = [(colour, label) for _, colour, label in HOUR_CLASSES]
     rows += [(NEVER_COLOUR, DEFAULT_LABELS["never"]), (HIGHLIGHT_COLOUR, f"红框：未巡逻超过所设小时数（默认 {hours:g}）"),
              (HOTSPOT_OUTLINE, "紫色虚线：热点（Gi*）"), (TRACK_COLOUR, "蓝线：巡逻轨迹")]
-    return Legend("距上次巡逻 Time since last visit", rows)
+    return MapLegend("距上次巡逻 Time since last visit", rows)
 
 
 def build_coverage_map(*, bounds, grids: dict | None = None, grids_url: str | None = None, tracks_url: str,
