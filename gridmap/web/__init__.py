@@ -14,7 +14,6 @@ csrf = CSRFProtect()
 login_manager = LoginManager()
 babel = Babel()
 SUPPORTED_LOCALES = ("zh_CN", "en")
-SUPPORTED_LOCALES = ("zh_CN", "en")
 
 
 def _select_locale() -> str:
@@ -45,7 +44,6 @@ def init_web(app: Flask) -> None:
     login_manager.login_message = "请先登录 / Please log in"
     babel.init_app(app, locale_selector=_select_locale)
     app.jinja_env.globals["get_locale"] = get_locale
-    app.after_request(_remember_locale)
     app.after_request(_remember_locale)
 
     app.register_blueprint(auth.bp)
