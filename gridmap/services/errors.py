@@ -36,6 +36,11 @@ class Forbidden(GridmapError):
     code = "forbidden"
 
 
+class UnsupportedMediaType(GridmapError):
+    status = 415
+    code = "unsupported_media_type"
+
+
 class Conflict(GridmapError):
     status = 409
     code = "conflict"

@@ -1,13 +1,13 @@
 """JSON API: thin adapters over services. Authenticated by session cookie or Bearer token."""
 from __future__ import annotations
 
-from flask import Blueprint, abort, jsonify, request
+from flask import Blueprint, Response, abort, jsonify, request
 from flask_login import current_user
 from flask_wtf.csrf import validate_csrf
 from wtforms import ValidationError as CSRFError
 
 from gridmap.services import layers
-from gridmap.services.errors import Forbidden, ValidationError
+from gridmap.services.errors import Forbidden, UnsupportedMediaType, ValidationError
 from gridmap.web import db_session
 from gridmap.web.auth import current_db_user
 
@@ -26,6 +26,24 @@ def _authenticate():
             raise Forbidden("missing or invalid CSRF token", "X-CSRFToken", code="csrf") from None
 
 
+def json_body() -> dict:
+    """The request's JSON object, or a 415/400 naming what is wrong with it."""
+    if request.mimetype != "application/json":
+        raise UnsupportedMediaType("send the body as application/json", "Content-Type")
+    body = request.get_json(silent=True)
+    if body is None:
+        raise ValidationError("the body is not valid JSON", "body")
+    if not isinstance(body, dict):
+        raise ValidationError("the body must be a JSON object", "body")
+    return body
+
+
+def geojson_response(data: dict) -> Response:
+    response = jsonify(data)
+    response.mimetype = "application/geo+json"
+    return response
+
+
 def _float_arg(name: str, default: float) -> float:
     try:
         return float(request.args.get(name, default))
@@ -37,10 +55,7 @@ def _float_arg(name: str, default: float) -> float:
 def layer(name: str):
     bbox = layers.parse_bbox(request.args.get("bbox"))
     simplify = _float_arg("simplify", 0.0)
-    data = layers.layer_geojson(db_session(), current_db_user(), name, bbox, simplify)
-    response = jsonify(data)
-    response.mimetype = "application/geo+json"
-    return response
+    return geojson_response(layers.layer_geojson(db_session(), current_db_user(), name, bbox, simplify))
 
 
 @bp.get("/me")

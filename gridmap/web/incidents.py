@@ -19,7 +19,7 @@ from gridmap.maps.incidents import DEFAULT_LABELS, build_case_map, build_inciden
 from gridmap.maps.render import map_parts
 from gridmap.models import IncidentCategory, IncidentSubcategory
 from gridmap.services import incidents, layers, workflow
-from gridmap.services.errors import GridmapError, NotFound, ValidationError
+from gridmap.services.errors import NotFound, ValidationError
 from gridmap.web import api, db_session
 from gridmap.web.auth import current_db_user
 
@@ -32,24 +32,10 @@ bp = Blueprint("incidents", __name__)
 SEVERITY_ZH = {1: "1 轻微", 2: "2 一般", 3: "3 较重", 4: "4 严重"}
 
 
-class UnsupportedMediaType(GridmapError):
-    status = 415
-    code = "unsupported_media_type"
-
 
 def _settings() -> incidents.IncidentSettings:
     return incidents.IncidentSettings.from_config(current_app.config)
 
-
-def _json_body() -> dict:
-    if request.mimetype != "application/json":
-        raise UnsupportedMediaType("send the body as application/json", "Content-Type")
-    body = request.get_json(silent=True)
-    if body is None:
-        raise ValidationError("the body is not valid JSON", "body")
-    if not isinstance(body, dict):
-        raise ValidationError("the body must be a JSON object", "body")
-    return body
 
 
 def _default_sort(user) -> str:
@@ -66,11 +52,6 @@ def _int_arg(name: str, default: int) -> int:
         raise ValidationError(f"{name} must be a whole number", name) from None
 
 
-def _geojson(data) -> Response:
-    response = jsonify(data)
-    response.mimetype = "application/geo+json"
-    return response
-
 
 # --- API --------------------------------------------------------------------------------------
 
@@ -78,7 +59,7 @@ def _geojson(data) -> Response:
 def create():
     session = db_session()
     user = current_db_user()
-    result = incidents.create_incident(session, user, _json_body(), _settings())
+    result = incidents.create_incident(session, user, api.json_body(), _settings())
     detail = workflow.case_detail(session, user, result.incident.id)
     session.commit()
     detail["created"] = result.created
@@ -95,22 +76,22 @@ def index():
     user = current_db_user()
     filters = incidents.parse_filters(session, request.args, _default_sort(user))
     if request.args.get("zoom") not in (None, ""):
-        return _geojson(incidents.map_layer(session, user, filters, _int_arg("zoom", 12), _settings()))
+        return api.geojson_response(incidents.map_layer(session, user, filters, _int_arg("zoom", 12), _settings()))
     settings = _settings()
-    return _geojson(incidents.list_incidents(session, user, filters, _int_arg("page", 1),
+    return api.geojson_response(incidents.list_incidents(session, user, filters, _int_arg("page", 1),
                                              _int_arg("page_size", settings.page_size), settings))
 
 
 @api_bp.get("/incidents/<int:incident_id>")
 def detail(incident_id: int):
-    return _geojson(workflow.case_detail(db_session(), current_db_user(), incident_id))
+    return api.geojson_response(workflow.case_detail(db_session(), current_db_user(), incident_id))
 
 
 @api_bp.post("/incidents/<int:incident_id>/transitions")
 def transition(incident_id: int):
     session = db_session()
     user = current_db_user()
-    event = workflow.perform(session, user, incident_id, _json_body())
+    event = workflow.perform(session, user, incident_id, api.json_body())
     body = workflow.case_detail(session, user, incident_id)
     session.commit()
     body["event"] = {"from_status": event.from_status, "to_status": event.to_status, "at": event.at.isoformat(),

@@ -14,6 +14,7 @@ from gridmap.maps.render import map_parts
 from gridmap.services import layers, patrol, risk
 from gridmap.services.errors import GridmapError, ValidationError
 from gridmap.services.incidents import CHINA_TZ
+from gridmap.services import errors
 from gridmap.web import api, db_session
 from gridmap.web.auth import current_db_user
 
@@ -26,10 +27,6 @@ bp = Blueprint("patrol", __name__, url_prefix="/patrol")
 GPX_MIMETYPE = "application/gpx+xml"
 
 
-class UnsupportedMediaType(GridmapError):
-    status = 415
-    code = "unsupported_media_type"
-
 
 def _settings() -> patrol.PatrolSettings:
     return patrol.PatrolSettings.from_config(current_app.config)
@@ -38,11 +35,6 @@ def _settings() -> patrol.PatrolSettings:
 def _risk_settings() -> risk.RiskSettings:
     return risk.RiskSettings.from_config(current_app.config)
 
-
-def _geojson(data) -> Response:
-    response = jsonify(data)
-    response.mimetype = "application/geo+json"
-    return response
 
 
 def _download(body, mimetype: str, name: str) -> Response:
@@ -54,21 +46,13 @@ def _basemap() -> dict:
             "basemap_attribution": current_app.config["BASEMAP_ATTRIBUTION"]}
 
 
-def _json_body() -> dict:
-    body = request.get_json(silent=True)
-    if body is None:
-        raise ValidationError("the body is not valid JSON", "body")
-    if not isinstance(body, dict):
-        raise ValidationError("the body must be a JSON object", "body")
-    return body
-
 
 def _upload(session, user, settings) -> patrol.TrackUpload:
     """A track from a multipart form (``file``, ``zone``, ``officer``, ``format``) or a JSON body."""
     if request.mimetype == "application/json":
-        return patrol.upload_track_json(session, user, _json_body(), settings)
+        return patrol.upload_track_json(session, user, api.json_body(), settings)
     if request.mimetype != "multipart/form-data":
-        raise UnsupportedMediaType("send the track as multipart/form-data (field 'file') or application/json",
+        raise errors.UnsupportedMediaType("send the track as multipart/form-data (field 'file') or application/json",
                                    "Content-Type")
     upload = request.files.get("file")
     if upload is None or not upload.filename:
@@ -111,7 +95,7 @@ def tracks_index():
     fmt = risk.parse_choice(request.args.get("format"), "format", ("json", "geojson"), "json")
     period, zone = _coverage_request(session, user, settings)
     if fmt == "geojson":
-        return _geojson(patrol.tracks_geojson(session, user, period, zone))
+        return api.geojson_response(patrol.tracks_geojson(session, user, period, zone))
     return jsonify({"period": period.as_dict(), "tracks": patrol.list_tracks(session, user, period, zone)})
 
 
@@ -132,7 +116,7 @@ def coverage():
     if fmt == "geojson":
         if level == "zones":
             raise ValidationError("zones come as json or csv", "level")
-        return _geojson(patrol.coverage_geojson(result, level))
+        return api.geojson_response(patrol.coverage_geojson(result, level))
     if fmt == "csv":
         args = period.query_args()
         name = f"patrol-{level}-{args['from']}-{args['to']}.csv".replace(":", "")
@@ -144,9 +128,7 @@ def coverage():
 def routes_create():
     """JSON ``{zone, shift_start, shift_minutes, stops, stop_minutes}``: plan and store a route."""
     session, user = db_session(), current_db_user()
-    if request.mimetype != "application/json":
-        raise UnsupportedMediaType("send the body as application/json", "Content-Type")
-    route = patrol.plan_patrol_route(session, user, _json_body(), _settings(), _risk_settings())
+    route = patrol.plan_patrol_route(session, user, api.json_body(), _settings(), _risk_settings())
     body = patrol.route_json(session, user, route)
     session.commit()
     response = jsonify(body)

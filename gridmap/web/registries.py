@@ -31,26 +31,7 @@ api_bp = Blueprint("registries_api", __name__, url_prefix="/api")
 api_bp.before_request(api._authenticate)
 
 
-class UnsupportedMediaType(GridmapError):
-    status = 415
-    code = "unsupported_media_type"
 
-
-def _json_body() -> dict:
-    if request.mimetype != "application/json":
-        raise UnsupportedMediaType("send the body as application/json", "Content-Type")
-    body = request.get_json(silent=True)
-    if body is None:
-        raise ValidationError("the body is not valid JSON", "body")
-    if not isinstance(body, dict):
-        raise ValidationError("the body must be a JSON object", "body")
-    return body
-
-
-def _geojson(data) -> Response:
-    response = jsonify(data)
-    response.mimetype = "application/geo+json"
-    return response
 
 
 def _date_arg(name: str, default: date | None = None) -> date | None:
@@ -113,7 +94,7 @@ def _case_link() -> str | None:
 def places_index():
     filters = registries.parse_place_filters(request.args)
     fields = tuple(f for f in (request.args.get("fields") or "").split(",") if f) or None
-    return _geojson(registries.places_geojson(db_session(), current_db_user(), filters,
+    return api.geojson_response(registries.places_geojson(db_session(), current_db_user(), filters,
                                               limit=current_app.config["API_MAX_FEATURES"], fields=fields))
 
 
@@ -129,10 +110,10 @@ def places_due():
 @api_bp.post("/places")
 def places_create():
     session, user = db_session(), current_db_user()
-    place = registries.create_place(session, user, _json_body())
+    place = registries.create_place(session, user, api.json_body())
     feature = _place_feature(session, user, place.id)
     session.commit()
-    response = _geojson(feature)
+    response = api.geojson_response(feature)
     response.status_code = 201
     response.headers["Location"] = url_for("registries_api.places_detail", place_id=place.id)
     return response
@@ -140,16 +121,16 @@ def places_create():
 
 @api_bp.get("/places/<int:place_id>")
 def places_detail(place_id: int):
-    return _geojson(_place_feature(db_session(), current_db_user(), place_id))
+    return api.geojson_response(_place_feature(db_session(), current_db_user(), place_id))
 
 
 @api_bp.patch("/places/<int:place_id>")
 def places_update(place_id: int):
     session, user = db_session(), current_db_user()
-    registries.update_place(session, user, place_id, _json_body())
+    registries.update_place(session, user, place_id, api.json_body())
     feature = _place_feature(session, user, place_id)
     session.commit()
-    return _geojson(feature)
+    return api.geojson_response(feature)
 
 
 @api_bp.post("/places/import")
@@ -180,7 +161,7 @@ def inspections_index():
 @api_bp.post("/inspections")
 def inspections_create():
     session, user = db_session(), current_db_user()
-    body = _json_body()
+    body = api.json_body()
     place_id = body.get("place_id")
     if isinstance(place_id, bool) or not isinstance(place_id, int):
         raise ValidationError("place_id must be a place's id (a whole number)", "place_id")
@@ -195,7 +176,7 @@ def inspections_create():
 @api_bp.get("/inspections/incidents")
 def inspections_incidents():
     bbox = layers.parse_bbox(request.args.get("bbox"))
-    return _geojson(registries.hazard_incidents_geojson(db_session(), current_db_user(), bbox,
+    return api.geojson_response(registries.hazard_incidents_geojson(db_session(), current_db_user(), bbox,
                                                         place_id=_int_arg("place_id")))
 
 
@@ -211,7 +192,7 @@ def staff_index():
 @api_bp.post("/staff")
 def staff_create():
     session, user = db_session(), current_db_user()
-    staff = registries.create_staff(session, user, _json_body())
+    staff = registries.create_staff(session, user, api.json_body())
     session.commit()
     return jsonify({"id": staff.id, "role": staff.role, "village_code": staff.village_code,
                     "grid_code": staff.grid_code}), 201
@@ -232,7 +213,7 @@ def staff_coverage():
 
 @api_bp.get("/staff/coverage.geojson")
 def staff_coverage_geojson():
-    return _geojson(registries.coverage_geojson(db_session(), current_db_user(), request.args.get("layer", "villages"),
+    return api.geojson_response(registries.coverage_geojson(db_session(), current_db_user(), request.args.get("layer", "villages"),
                                                 layers.parse_bbox(request.args.get("bbox"))))
 
 
@@ -240,7 +221,7 @@ def staff_coverage_geojson():
 
 @api_bp.get("/activities")
 def activities_index():
-    return _geojson(registries.activities_geojson(
+    return api.geojson_response(registries.activities_geojson(
         db_session(), current_db_user(), start=_date_arg("from"), end=_date_arg("to"),
         town=request.args.get("town") or None, bbox=layers.parse_bbox(request.args.get("bbox"))))
 
@@ -248,7 +229,7 @@ def activities_index():
 @api_bp.post("/activities")
 def activities_create():
     session, user = db_session(), current_db_user()
-    activity = registries.create_activity(session, user, _json_body())
+    activity = registries.create_activity(session, user, api.json_body())
     session.commit()
     return jsonify({"id": activity.id, "village_code": activity.village_code, "town_code": activity.town_code,
                     "grid_code": activity.grid_code}), 201
@@ -298,7 +279,7 @@ def reviews_index():
 @api_bp.post("/reviews")
 def reviews_create():
     session, user = db_session(), current_db_user()
-    review = case_review.create_review(session, user, _json_body())
+    review = case_review.create_review(session, user, api.json_body())
     body = {**case_review.review_dict(review), "cases": case_review.review_items(session, user, review.id)}
     session.commit()
     response = jsonify(body)
@@ -317,7 +298,7 @@ def reviews_detail(review_id: int):
 @api_bp.post("/reviews/<int:review_id>/items/<int:item_id>")
 def reviews_score(review_id: int, item_id: int):
     session, user = db_session(), current_db_user()
-    item = case_review.score_item(session, user, review_id, item_id, _json_body())
+    item = case_review.score_item(session, user, review_id, item_id, api.json_body())
     session.commit()
     return jsonify({"id": item.id, "scores": item.scores, "total": item.total, "findings": item.findings})
 
