@@ -52,16 +52,39 @@ SELECT count(*)
            AND /*@incident_filter*/
          LIMIT :limit) AS s
 
--- query: points
-SELECT ST_AsMVT(f, 'incidents', 4096, 'geom', 'id')
-  FROM (SELECT i.id, i.category, i.status, i.severity,
-               extract(epoch FROM i.deadline_at)::bigint AS deadline,
-               ST_AsMVTGeom(ST_Transform(i.geom, 3857), ST_TileEnvelope(:z, :x, :y), 4096, :buffer, true) AS geom
-          FROM incidents AS i
-         WHERE i.geom && ST_Transform(ST_TileEnvelope(:z, :x, :y, margin => :margin), 4326)
-           AND /*@incident_filter*/
-         ORDER BY i.id
-         LIMIT :limit) AS f
+-- query: count_from_totals
+-- At least how many incidents the tile holds, from the finest cell table: tells a tile too
+-- busy for points without scanning it.
+SELECT coalesce(sum(c.n), 0)
+  FROM incident_cell_totals AS c
+ WHERE c.zoom = :level AND c.cx BETWEEN :cx_min AND :cx_max AND c.cy BETWEEN :cy_min AND :cy_max
+   AND /*@cell_filter*/
+
+-- query: count_from_months
+-- The same over the whole months of a period (a lower bound: the days outside them not counted).
+SELECT coalesce(sum(c.n), 0)
+  FROM incident_cell_months AS c
+ WHERE c.zoom = :level AND c.month >= CAST(:month_from AS date) AND c.month <= CAST(:month_to AS date)
+   AND c.cx BETWEEN :cx_min AND :cx_max AND c.cy BETWEEN :cy_min AND :cy_max
+   AND /*@cell_filter*/
+
+-- query: points_if_few
+-- The tile's incidents as points, or NULL when it holds more than :limit (then it is drawn as
+-- counts per cell): one scan that stops at :limit + 1 rows.
+WITH found AS MATERIALIZED (
+    SELECT i.id, i.category, i.status, i.severity, i.deadline_at, i.geom
+      FROM incidents AS i
+     WHERE i.geom && ST_Transform(ST_TileEnvelope(:z, :x, :y, margin => :margin), 4326)
+       AND /*@incident_filter*/
+     LIMIT :limit + 1
+)
+SELECT CASE WHEN (SELECT count(*) FROM found) <= :limit THEN (
+    SELECT coalesce(ST_AsMVT(f, 'incidents', 4096, 'geom', 'id'), '')
+      FROM (SELECT id, category, status, severity, extract(epoch FROM deadline_at)::bigint AS deadline,
+                   ST_AsMVTGeom(ST_Transform(geom, 3857), ST_TileEnvelope(:z, :x, :y), 4096, :buffer, true) AS geom
+              FROM found
+             ORDER BY id) AS f)
+END
 
 -- query: cells_from_totals
 WITH counted AS (

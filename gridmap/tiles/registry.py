@@ -6,9 +6,11 @@ passed as bound parameters.
 
 Incidents are drawn as raw points only where a tile holds few enough (from zoom
 ``POINTS_MIN_ZOOM``, at most ``MAX_POINTS`` in the tile); elsewhere as counts per cell, 16 x 16
-cells a tile. Up to zoom 12 the counts come from the cell tables kept by the triggers of
-migration 0003 (whole months or all time) plus, for a period that does not start or end on a
-month boundary, the few days outside whole months counted from incidents.
+cells a tile. Up to zoom ``MAX_TABLE_TILE_ZOOM`` the counts come from the cell tables kept by
+the triggers of migration 0003 (all time, or whole months plus the days of the period outside
+whole months counted from incidents); beyond zoom 12 their cells are the tables' finest, larger
+on screen. Users who see less than a town get counts made from incidents, which their scope
+keeps few.
 """
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from functools import lru_cache
 from importlib import resources
-from typing import Iterable
+from typing import Callable, Iterable
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import text
@@ -40,7 +42,12 @@ MAX_TILE_BYTES = 500 * 1024
 
 CELL_ZOOMS = (12, 14, 16)          # zooms of the cell tables (migration 0003)
 CELLS_PER_TILE_LOG2 = 4            # 16 x 16 cells a tile: a cell is 16 px on screen
-CELL_MARGIN = 2                    # cells beyond each tile edge, so circles are not cut at tile edges
+# Tiles up to this zoom read the cell tables; zoomed in further, cells stay at the finest table
+# zoom (larger on screen) rather than being counted from incidents.
+MAX_TABLE_TILE_ZOOM = 14
+# Cells beyond each tile edge: a count circle (at most 8 px across its centre, see
+# gridmap.maps.vectortiles) of the next cell over can reach into the tile, one further cannot.
+CELL_MARGIN = 1
 POINTS_MIN_ZOOM = 13
 MAX_POINTS = 5000
 POINT_BUFFER_PX = 8
@@ -253,8 +260,13 @@ def sql_queries(layer: str) -> dict[str, str]:
     return {name: fill(body) for name, body in queries.items()}
 
 
+@lru_cache(maxsize=None)
+def _statement(layer: str, query: str):
+    return text(sql_queries(layer)[query])
+
+
 def _run(session: Session, layer: str, query: str, params: dict):
-    return session.execute(text(sql_queries(layer)[query]), params)
+    return session.execute(_statement(layer, query), params)
 
 
 def _bytes(value) -> bytes:
@@ -265,6 +277,12 @@ def _bytes(value) -> bytes:
 
 def tile_width_m(z: int) -> float:
     return 2 * MERCATOR_HALF / 2 ** z
+
+
+# Tile queries are short: PostgreSQL's JIT (set off by large cost estimates over big tables)
+# compiles for longer than they run, and starting parallel workers costs more than it saves.
+_SHORT_QUERY_SETTINGS = ("set_config('jit', 'off', true) AS jit, "
+                         "set_config('max_parallel_workers_per_gather', '0', true) AS workers")
 
 
 def data_versions(session: Session) -> dict[str, int]:
@@ -279,22 +297,35 @@ def tile_etag(layer: str, z: int, x: int, y: int, flt: IncidentFilter, scope: Sc
     return hashlib.sha256("/".join(map(str, parts)).encode()).hexdigest()[:32]
 
 
-def _without_jit(session: Session) -> None:
-    # Tile queries are short; PostgreSQL's JIT, triggered by large cost estimates over big
-    # tables, compiles for longer than they run.
-    session.execute(text("SET LOCAL jit = off"))
-
-
 def render_tile(session: Session, layer: str, z: int, x: int, y: int,
                 flt: IncidentFilter | None = None, scope: Scope | None = None) -> bytes:
     """The MVT bytes of one tile; an empty bytes object when the tile holds nothing."""
-    entry = layer_for(layer)
+    flt, scope = _checked(layer, z, x, y, flt, scope)
+    session.execute(text(f"SELECT {_SHORT_QUERY_SETTINGS}"))
+    return _render(session, layer, z, x, y, flt, scope)
+
+
+def conditional_tile(session: Session, layer: str, z: int, x: int, y: int, flt: IncidentFilter | None,
+                     scope: Scope | None, known: Callable[[str], bool]) -> tuple[str, bytes | None]:
+    """The tile's ETag and its bytes, or None for the bytes when ``known(etag)`` (the client
+    has them already). The data versions come in the same round trip as the query settings."""
+    flt, scope = _checked(layer, z, x, y, flt, scope)
+    rows = session.execute(text(f"SELECT layer, version, {_SHORT_QUERY_SETTINGS} FROM tile_versions")).all()
+    etag = tile_etag(layer, z, x, y, flt, scope, {r[0]: r[1] for r in rows})
+    if known(etag):
+        return etag, None
+    return etag, _render(session, layer, z, x, y, flt, scope)
+
+
+def _checked(layer, z, x, y, flt, scope) -> tuple[IncidentFilter, Scope]:
+    layer_for(layer)
     check_tile(z, x, y)
-    flt = flt or IncidentFilter()
-    scope = scope or Scope(county_wide=True)
-    if z < entry.min_zoom:
+    return flt or IncidentFilter(), scope or Scope(county_wide=True)
+
+
+def _render(session: Session, layer: str, z: int, x: int, y: int, flt: IncidentFilter, scope: Scope) -> bytes:
+    if z < LAYERS[layer].min_zoom:
         return b""
-    _without_jit(session)
     if layer == "incidents":
         return incident_tile(session, z, x, y, flt, scope)
     return area_tile(session, layer, z, x, y, scope)
@@ -330,8 +361,14 @@ def shows_points(session: Session, z: int, x: int, y: int, flt: IncidentFilter, 
     return count_incidents(session, z, x, y, flt, scope, MAX_POINTS + 1) <= MAX_POINTS
 
 
-def cell_zoom(z: int) -> int:
-    return z + CELLS_PER_TILE_LOG2
+def cell_zoom(z: int, scope: Scope | None = None) -> tuple[int, int | None]:
+    """The zoom of the cells a tile at ``z`` is drawn with, and the zoom of the cell tables to
+    read them from (None: count them from incidents, for scopes finer than a town)."""
+    c = z + CELLS_PER_TILE_LOG2
+    if scope is not None and scope.counted_per_town and z <= MAX_TABLE_TILE_ZOOM:
+        c = min(c, max(CELL_ZOOMS))
+        return c, next(level for level in CELL_ZOOMS if level >= c)
+    return c, None
 
 
 def _raw_cell_params(c: int) -> dict:
@@ -340,28 +377,41 @@ def _raw_cell_params(c: int) -> dict:
     return {"base_zoom": base, "base_shift": base - c}
 
 
+def cell_params(z: int, c: int) -> dict:
+    """Parameters of the cell queries for a tile at ``z`` drawn with cells of zoom ``c``."""
+    per_side = 1 << (c - z)
+    return {**_raw_cell_params(c), "cell_size": tile_width_m(c), "margin": CELL_MARGIN / per_side,
+            # Keeps the centres of the margin cells and drops the slop of the float4 boxes behind
+            # && (a point a metre beyond the margin would add a cell otherwise).
+            "buffer": CELL_MARGIN * EXTENT // per_side}
+
+
+def _table_range(z: int, x: int, y: int, level: int, margin: int = 0) -> dict:
+    span = 1 << (level - z)
+    return {"level": level, "cx_min": x * span - margin, "cx_max": (x + 1) * span - 1 + margin,
+            "cy_min": y * span - margin, "cy_max": (y + 1) * span - 1 + margin}
+
+
 def incident_tile(session: Session, z: int, x: int, y: int, flt: IncidentFilter, scope: Scope) -> bytes:
     base = incident_params(z, x, y, flt, scope)
-    if shows_points(session, z, x, y, flt, scope):
-        params = {**base, "margin": POINT_BUFFER_PX / 256, "buffer": POINT_BUFFER_PX * EXTENT // 256,
-                  "limit": MAX_POINTS}
-        tile = _bytes(_run(session, "incidents", "points", params).scalar())
-        if len(tile) <= MAX_TILE_BYTES:
-            return tile
-    c = cell_zoom(z)
-    cells = {**base, **_raw_cell_params(c), "cell_size": tile_width_m(c),
-             "margin": CELL_MARGIN / 2 ** CELLS_PER_TILE_LOG2,
-             # Keeps the centres of the margin cells and drops the slop of the float4 boxes
-             # behind && (a point a metre beyond the margin would add a cell otherwise).
-             "buffer": CELL_MARGIN * EXTENT // 2 ** CELLS_PER_TILE_LOG2}
-    level = next((L for L in CELL_ZOOMS if L >= c), None)
-    if level is not None and scope.counted_per_town:
+    c, level = cell_zoom(z, scope)
+    if z >= POINTS_MIN_ZOOM:
+        busy = False
+        if level is not None:   # the tables know a busy tile without a scan of incidents
+            query = "count_from_totals" if flt.whole_time else "count_from_months"
+            params = {**base, **flt.month_params(), **_table_range(z, x, y, max(CELL_ZOOMS))}
+            busy = _run(session, "incidents", query, params).scalar_one() > MAX_POINTS
+        if not busy:
+            params = {**base, "margin": POINT_BUFFER_PX / 256, "buffer": POINT_BUFFER_PX * EXTENT // 256,
+                      "limit": MAX_POINTS}
+            tile = _run(session, "incidents", "points_if_few", params).scalar()
+            if tile is not None and len(tile) <= MAX_TILE_BYTES:
+                return bytes(tile)
+    cells = {**base, **cell_params(z, c)}
+    if level is not None:
         shift = level - c
-        span = 1 << (level - z)
-        margin = CELL_MARGIN << shift
-        params = {**cells, **flt.month_params(), "level": level, "shift": shift,
-                  "cx_min": x * span - margin, "cx_max": (x + 1) * span - 1 + margin,
-                  "cy_min": y * span - margin, "cy_max": (y + 1) * span - 1 + margin}
+        params = {**cells, **flt.month_params(), **_table_range(z, x, y, level, CELL_MARGIN << shift),
+                  "shift": shift}
         query = "cells_from_totals" if flt.whole_time else "cells_from_months"
         return _bytes(_run(session, "incidents", query, params).scalar())
     return _bytes(_run(session, "incidents", "cells_from_incidents", cells).scalar())
@@ -405,7 +455,7 @@ def incidents_at(session: Session, lon, lat, z, flt: IncidentFilter | None = Non
     px, py = mercator(lon, lat)
     x, y = tile_at(px, py, z)
     base = incident_params(z, x, y, flt, scope)
-    _without_jit(session)
+    session.execute(text(f"SELECT {_SHORT_QUERY_SETTINGS}"))
     if shows_points(session, z, x, y, flt, scope):
         radius = CLICK_RADIUS_PX * tile_width_m(z) / 256
         rows = _run(session, "incidents", "nearest",
@@ -413,7 +463,7 @@ def incidents_at(session: Session, lon, lat, z, flt: IncidentFilter | None = Non
         return {"mode": "points", "lon": lon, "lat": lat, "z": z,
                 "total": rows[0]["total"] if rows else 0,
                 "incidents": [_incident_summary(r) for r in rows]}
-    c = cell_zoom(z)
+    c, _ = cell_zoom(z, scope)
     size = tile_width_m(c)
     gx, gy = tile_at(px, py, c)
     west, north = -MERCATOR_HALF + gx * size, MERCATOR_HALF - gy * size

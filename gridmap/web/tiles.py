@@ -43,12 +43,9 @@ def tile(layer: str, z: int, x: int, y: int):
     registry.check_tile(z, x, y)
     flt = _incident_filter() if layer == "incidents" else IncidentFilter()
     scope = _scope()
-    session = db_session()
-    etag = registry.tile_etag(layer, z, x, y, flt, scope, registry.data_versions(session))
-    if request.if_none_match.contains_weak(etag):
-        response = Response(status=304)
-    else:
-        response = Response(registry.render_tile(session, layer, z, x, y, flt, scope), mimetype=MVT_MIMETYPE)
+    etag, body = registry.conditional_tile(db_session(), layer, z, x, y, flt, scope,
+                                           request.if_none_match.contains_weak)
+    response = Response(status=304) if body is None else Response(body, mimetype=MVT_MIMETYPE)
     response.set_etag(etag)
     # Incidents change all day: always revalidate (cheap, a 304). Boundaries rarely change.
     response.headers["Cache-Control"] = "private, no-cache" if layer == "incidents" else "private, max-age=60"

@@ -43,15 +43,19 @@ def incidents(session, where: str = "true", params: dict | None = None) -> list[
     return [dict(r) for r in rows]
 
 
-def expected_cells(rows, z: int, x: int, y: int, margin_cells: int = 2) -> dict[tuple[int, int], int]:
-    """Counts per cell (16 x 16 a tile) keyed by the cell's centre in tile units, as drawn."""
-    c = z + 4
+def expected_cells(rows, z: int, x: int, y: int, c: int | None = None,
+                   margin_cells: int = 1) -> dict[tuple[int, int], int]:
+    """Counts per cell of zoom ``c`` (default z + 4: 16 x 16 a tile), keyed by the cell's centre
+    in tile units as drawn, with the cells just beyond the tile's edges."""
+    c = z + 4 if c is None else c
+    per_side = 2 ** (c - z)
+    unit = EXTENT / per_side
     counts = Counter(cell_of(r["lon"], r["lat"], c) for r in rows)
     out = {}
     for (gx, gy), n in counts.items():
-        ix, iy = gx - x * 16, gy - y * 16
-        if -margin_cells <= ix < 16 + margin_cells and -margin_cells <= iy < 16 + margin_cells:
-            out[(int((ix + 0.5) * 256), int((iy + 0.5) * 256))] = n
+        ix, iy = gx - x * per_side, gy - y * per_side
+        if -margin_cells <= ix < per_side + margin_cells and -margin_cells <= iy < per_side + margin_cells:
+            out[(int((ix + 0.5) * unit), int((iy + 0.5) * unit))] = n
     return out
 
 

@@ -165,14 +165,27 @@ def test_a_grid_worker_also_sees_own_reports_and_a_mediator_nothing_else(db_sess
     assert registry.render_tile(db_session, "incidents", z, x, y, scope=mediator) == b""
 
 
-def test_a_dense_tile_at_high_zoom_falls_back_to_counts(db_session, busiest_point, monkeypatch):
-    z = 14
-    x, y = tile_of(busiest_point["lon"], busiest_point["lat"], z)
-    assert "incidents" in decode(registry.render_tile(db_session, "incidents", z, x, y))
+def test_a_dense_tile_at_high_zoom_falls_back_to_counts(db_session, busiest_point, monkeypatch, make_user):
+    x, y = tile_of(busiest_point["lon"], busiest_point["lat"], 14)
+    assert "incidents" in decode(registry.render_tile(db_session, "incidents", 14, x, y))
     monkeypatch.setattr(registry, "MAX_POINTS", 5)
-    data = registry.render_tile(db_session, "incidents", z, x, y)
+    # Up to z14 from the cell tables, at their finest zoom (16): 4 x 4 cells a tile.
+    data = registry.render_tile(db_session, "incidents", 14, x, y)
     assert "incidents" not in decode(data)
-    assert drawn_cells(data) == expected_cells(incidents(db_session), z, x, y)
+    assert drawn_cells(data) == expected_cells(incidents(db_session), 14, x, y, c=16)
+    # Further in, or for a scope finer than a town, counted from incidents at 16 x 16 a tile.
+    x, y = tile_of(busiest_point["lon"], busiest_point["lat"], 15)
+    assert drawn_cells(registry.render_tile(db_session, "incidents", 15, x, y)) == \
+        expected_cells(incidents(db_session), 15, x, y)
+    village = db_session.execute(text("SELECT village_code FROM incidents WHERE id = :i"),
+                                 {"i": busiest_point["id"]}).scalar_one()
+    user, _ = make_user("worker", "grid_worker", [village])
+    scope = Scope.for_user("grid_worker", [village], user.id)
+    x, y = tile_of(busiest_point["lon"], busiest_point["lat"], 14)
+    data = registry.render_tile(db_session, "incidents", 14, x, y, scope=scope)
+    rows = [r for r in incidents(db_session, "village_code = :v", {"v": village})]
+    assert len(rows) > 5
+    assert drawn_cells(data) == expected_cells(rows, 14, x, y)
 
 
 def test_no_tile_is_over_500_kb(db_session):
