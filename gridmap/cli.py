@@ -104,7 +104,7 @@ def demo():
 
 @demo.command("build")
 @click.option("--source", type=click.Path(exists=True, file_okay=False, path_type=Path),
-              default=PROJECT_ROOT.parent / "shared" / "geodata" / "baofeng", show_default=True)
+              default=PROJECT_ROOT / "geodata" / "sources" / "baofeng", show_default=True)
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path),
               default=PROJECT_ROOT / "geodata" / "baofeng", show_default=True)
 @click.option("--seed", type=int, default=2023, show_default=True)

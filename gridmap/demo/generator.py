@@ -30,7 +30,7 @@ How the layers are made:
   numbered west to east.
 * incidents: see :func:`build_incidents`.
 
-Run ``python -m gridmap.demo.generator --source ../shared/geodata/baofeng --out geodata/baofeng``.
+Run ``python -m gridmap.demo.generator --source geodata/sources/baofeng --out geodata/baofeng``.
 """
 from __future__ import annotations
 

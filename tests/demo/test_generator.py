@@ -34,7 +34,7 @@ from gridmap.catalog import (
 from gridmap.demo.generator import OUTPUT_FILES, SYNTHETIC_NOTE, build_demo, display_name
 
 REPO = Path(__file__).resolve().parents[2]
-SOURCE = REPO.parent / "shared" / "geodata" / "baofeng"
+SOURCE = REPO / "geodata" / "sources" / "baofeng"
 COMMITTED = REPO / "geodata" / "baofeng"
 METRIC = "EPSG:4547"
 LAYERS = ("county", "towns", "villages", "grids", "stations", "patrol_zones", "mediation_points")
@@ -45,7 +45,7 @@ STAGE_OF_STATUS = {"reported": 0, "rejected": 0, "duplicate": 0, "accepted": 1, 
 TODAY = date(2026, 11, 1)
 SMALL_INCIDENTS = 3000
 
-pytestmark = pytest.mark.skipif(not SOURCE.is_dir(), reason="shared/geodata/baofeng is not beside the repo")
+pytestmark = pytest.mark.skipif(not SOURCE.is_dir(), reason="geodata/sources/baofeng is missing")
 
 
 def read_dataset(folder: Path) -> dict:

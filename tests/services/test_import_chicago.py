@@ -4,6 +4,7 @@ aggravated assaults (CSV) as incidents; per-district counts checked against the 
 `district` column."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import geopandas as gpd
@@ -15,7 +16,9 @@ import pytest
 from tests.conftest import create_scratch_database, drop_database, migrate
 from tests.services.import_support import gridmap, rows
 
-CHICAGO = Path(__file__).resolve().parents[2].parent / "shared" / "testdata" / "chicago"
+# The shared test data lies beside the repository; GRIDMAP_SHARED_DIR names another place.
+CHICAGO = Path(os.environ.get("GRIDMAP_SHARED_DIR") or Path(__file__).resolve().parents[2].parent / "shared") \
+    / "testdata" / "chicago"
 DISTRICTS = CHICAGO / "chicago_police_districts.kml"
 ASSAULTS = CHICAGO / "chicago_aggravated_assaults.csv.gz"
 METRIC_CRS = "EPSG:26916"  # UTM 16N, for areas in Chicago
