@@ -3,8 +3,8 @@
 What it does, in a scratch database with the demo county's places (its incidents replaced by
 1,000 generated ones, then 999,000 more added by COPY), the app under gunicorn (2 workers):
 
-* page size: the HTML document of each map page (target <= 500 KB at both sizes), and all bytes
-  the browser fetched for it;
+* page size: the HTML document of each map page (target <= 500 KB at both sizes), and the bytes
+  transferred for it with a warm cache (the document, tiles and data; scripts come from cache);
 * render time in headless Chromium (Debian's, via Playwright; warm HTTP cache, medians of
   ``--repeat`` loads): from navigation start until the incidents layer has drawn its tiles
   (``gmLoadedAt`` of the vector-tile layer) or, for a page without one, until the last
@@ -44,12 +44,11 @@ def measure(browser, base: str, path: str, repeat: int) -> dict | None:
     html_sizes, fetched, times, errors = [], [], [], []
     page.on("pageerror", lambda e: errors.append(str(e)))
     for attempt in range(repeat + 1):            # the first load only warms the HTTP cache
-        sizes = []
-        page.on("response", sizes.append)
         response = page.goto(f"{base}{path}")
         if response is None or response.status != 200:
             context.close()
             return None
+        html = len(response.body())
         tiles = page.evaluate(f"() => !!({LAYER})")
         if tiles:
             page.wait_for_function(f"() => {LAYER}.gmLoadedAt !== null", timeout=60000)
@@ -59,10 +58,11 @@ def measure(browser, base: str, path: str, repeat: int) -> dict | None:
             page.wait_for_load_state("networkidle")
             elapsed = page.evaluate("() => Math.max(...performance.getEntriesByType('resource').map(e => e.responseEnd),"
                                     " performance.getEntriesByType('navigation')[0].loadEventEnd)")
-        page.remove_listener("response", sizes.append)
+        transferred = page.evaluate("() => performance.getEntriesByType('navigation')[0].transferSize + "
+                                    "performance.getEntriesByType('resource').reduce((s, e) => s + e.transferSize, 0)")
         if attempt:
-            html_sizes.append(len(response.body()))
-            fetched.append(sum(len(r.body()) for r in sizes if r.status == 200 and r.request.method == "GET"))
+            html_sizes.append(html)
+            fetched.append(transferred)
             times.append(elapsed)
     result = {"html": median(html_sizes), "fetched": median(fetched), "ms": median(times), "tiles": tiles,
               "errors": errors, "page": page, "context": context}
@@ -118,14 +118,14 @@ def main() -> int:
                             log(f"{path}: not available")
                             continue
                         results.setdefault(path, {})[count] = result
-                        log(f"{count:,} incidents {path}: HTML {result['html'] / 1024:.1f} KB, fetched "
+                        log(f"{count:,} incidents {path}: HTML {result['html'] / 1024:.1f} KB, transferred "
                             f"{result['fetched'] / 1024:.0f} KB, render {result['ms']:.0f} ms"
                             + (f", page errors {result['errors']}" if result["errors"] else ""))
                         if result["tiles"] and size == args.incidents:
                             log("  " + check_zooms(result))
                         result["context"].close()
             browser.close()
-        log("\n| page | HTML KB 1k | HTML KB 1M | fetched KB 1k | fetched KB 1M | render ms 1k | render ms 1M | 1M/1k |")
+        log("\n| page | HTML KB 1k | HTML KB 1M | transferred KB 1k | transferred KB 1M | render ms 1k | render ms 1M | 1M/1k |")
         log("|---|---|---|---|---|---|---|---|")
         for path, by_count in results.items():
             if len(by_count) != 2:
