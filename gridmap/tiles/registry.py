@@ -285,10 +285,6 @@ _SHORT_QUERY_SETTINGS = ("set_config('jit', 'off', true) AS jit, "
                          "set_config('max_parallel_workers_per_gather', '0', true) AS workers")
 
 
-def data_versions(session: Session) -> dict[str, int]:
-    return dict(session.execute(text("SELECT layer, version FROM tile_versions")).all())
-
-
 def tile_etag(layer: str, z: int, x: int, y: int, flt: IncidentFilter, scope: Scope,
               versions: dict[str, int]) -> str:
     """Changes when the data, the filters, the user's scope or the tile format change."""
