@@ -70,7 +70,7 @@ class Incident(Base):
     parties: Mapped[str | None] = mapped_column(Text)
     resolution_level: Mapped[str | None] = mapped_column(String(10))
     satisfaction: Mapped[int | None] = mapped_column(SmallInteger)
-    duplicate_of: Mapped[int | None] = mapped_column(ForeignKey("incidents.id", ondelete="SET NULL"))
+    duplicate_of: Mapped[int | None] = mapped_column(ForeignKey("incidents.id", ondelete="SET NULL"), index=True)
     mediation_point_id: Mapped[int | None] = mapped_column(
         ForeignKey("mediation_points.id", ondelete="SET NULL"), index=True)
     mediation_outcome: Mapped[str | None] = mapped_column(String(20))

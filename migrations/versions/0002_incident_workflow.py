@@ -30,9 +30,13 @@ def upgrade() -> None:
         "('village', 'police_station', 'mediation_point', 'town_office')")
     op.create_index(op.f("ix_incidents_reporter_id"), "incidents", ["reporter_id"], unique=False)
     op.create_index(op.f("ix_incidents_reported_at"), "incidents", ["reported_at"], unique=False)
+    # Deleting incidents checks ON DELETE SET NULL against duplicate_of; without an index every
+    # deleted row scans the table.
+    op.create_index(op.f("ix_incidents_duplicate_of"), "incidents", ["duplicate_of"], unique=False)
 
 
 def downgrade() -> None:
+    op.drop_index(op.f("ix_incidents_duplicate_of"), table_name="incidents")
     op.drop_index(op.f("ix_incidents_reported_at"), table_name="incidents")
     op.drop_index(op.f("ix_incidents_reporter_id"), table_name="incidents")
     op.drop_constraint(op.f("ck_incidents_dispatched_to_kind_known"), "incidents", type_="check")
