@@ -101,3 +101,13 @@ def test_town_supervisor_bulletin_page_offers_only_the_town(client, users):
     html = client.get("/registries/bulletins").get_data(as_text=True)
     assert '<option value="">全县</option>' not in html and 'value="410421102000"' in html
     assert 'value="410421100000"' not in html
+
+
+def test_registration_forms_take_coordinates_from_a_map_click(client, users):
+    with client.session_transaction() as session:
+        session["_user_id"] = str(users["county_officer"][0].id)
+        session["_fresh"] = True
+    for url, form_id in (("/registries/places", "place-form"), ("/registries/activities", "activity-form")):
+        html = client.get(url).get_data(as_text=True)
+        assert f'id="{form_id}"' in html and 'name="lon"' in html and 'name="lat"' in html, url
+        assert f'document.getElementById("{form_id}")' in html and "e.latlng.lng.toFixed(6)" in html, url
