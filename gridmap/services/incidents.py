@@ -172,6 +172,19 @@ def in_user_scope(session: Session, user: User, place: Place, lon: float, lat: f
     return False
 
 
+def locate_in_scope(session: Session, user: User, lon: float, lat: float) -> Place:
+    """The place a point falls in, refusing a point in no grid, outside the county or outside the
+    user's area with an error naming ``lon``."""
+    place = locate(session, lon, lat)
+    if place is None:
+        if in_county(session, lon, lat):
+            raise ValidationError("the point lies in no grid of the county", "lon")
+        raise ValidationError("the point is outside the county (该位置在本县之外)", "lon")
+    if not in_user_scope(session, user, place, lon, lat):
+        raise Forbidden(f"该位置（{place.label()}）不在您的辖区内 / the point is outside your area", "lon")
+    return place
+
+
 def describe_location(session: Session, user: User, lon, lat, crs="wgs84") -> dict:
     """What the pin page shows at once: the place a point falls in and whether the user may pin there."""
     lon, lat = parse_coordinates(lon, lat, crs, from_text=True)
@@ -318,13 +331,7 @@ def validate_new_incident(session: Session, user: User, data: Mapping, now: date
     contact_phone = _optional_text(data, "contact_phone", PHONE_MAX)
     parties = _optional_text(data, "parties", PARTIES_MAX)
 
-    place = locate(session, lon, lat)
-    if place is None:
-        if in_county(session, lon, lat):
-            raise ValidationError("the point lies in no grid of the county", "lon")
-        raise ValidationError("the point is outside the county (该位置在本县之外)", "lon")
-    if not in_user_scope(session, user, place, lon, lat):
-        raise Forbidden(f"该位置（{place.label()}）不在您的辖区内 / the point is outside your area", "lon")
+    place = locate_in_scope(session, user, lon, lat)
     return {"lon": lon, "lat": lat, "category": category.code, "subcategory": subcategory,
             "severity": severity, "occurred_at": occurred_at, "description": description.strip(),
             "enterprise_involved": enterprise, "legal_class": legal_class,

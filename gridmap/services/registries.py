@@ -26,7 +26,7 @@ from gridmap.models import (Grid, Incident, IncidentEvent, Inspection, LegalActi
                             User, Village)
 from gridmap.services.accounts import audit
 from gridmap.services.errors import Conflict, Forbidden, NotFound, ValidationError
-from gridmap.services.incidents import (CHINA_TZ, create_incident, in_county, in_user_scope, locate, parse_coordinates,
+from gridmap.services.incidents import (CHINA_TZ, create_incident, locate_in_scope, parse_coordinates,
                                        visible_condition)
 from gridmap.services.layers import parse_bbox
 from gridmap.services.scopes import coded_condition, is_county_wide
@@ -183,14 +183,7 @@ def _coordinates(lon, lat, crs="wgs84") -> tuple[float, float]:
 def _locate_in_scope(session: Session, user: User, data: Mapping):
     """The WGS84 point of ``data`` (lon, lat, crs), checked to lie in a grid and in the user's area."""
     lon, lat = _coordinates(data.get("lon"), data.get("lat"), data.get("crs") or "wgs84")
-    located = locate(session, lon, lat)
-    if located is None:
-        if in_county(session, lon, lat):
-            raise ValidationError("the point lies in no grid of the county", "lon")
-        raise ValidationError("the point is outside the county (该位置在本县之外)", "lon")
-    if not in_user_scope(session, user, located, lon, lat):
-        raise Forbidden(f"该位置（{located.label()}）不在您的辖区内 / the point is outside your area", "lon")
-    return lon, lat, located
+    return lon, lat, locate_in_scope(session, user, lon, lat)
 
 
 def _ewkt(lon: float, lat: float) -> str:
