@@ -9,13 +9,37 @@ from branca.element import MacroElement
 from folium.map import Layer
 from jinja2 import Template
 
-# A small escape helper every map page gets once: text from the database goes through it
-# before it reaches a tooltip or popup.
+# Helpers every map page gets: gmEscape, which text from the database goes through before it
+# reaches a tooltip or popup, and gmFetchGeoJson, which (re)fills a GeoJSON layer from a URL
+# (with the view's bbox when ``byView``), cancelling a fetch the next move makes stale.
 ESCAPE_JS = """
 window.gmEscape = window.gmEscape || function (value) {
     return String(value === null || value === undefined ? '' : value)
         .replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;')
         .replace(/"/g, '&quot;').replace(/'/g, '&#39;');
+};
+window.gmFetchGeoJson = window.gmFetchGeoJson || function (layer, map, opts) {
+    var pending = null;
+    layer.gmLoaded = 0;
+    function refresh() {
+        if (!map.hasLayer(layer)) { return; }
+        if (map.getZoom() < (opts.minZoom || 0)) { layer.clearLayers(); return; }
+        var url = opts.url;
+        if (opts.byView) {
+            var b = map.getBounds();
+            var bbox = [b.getWest(), b.getSouth(), b.getEast(), b.getNorth()].map(function (v) { return v.toFixed(5); }).join(',');
+            url += (url.indexOf('?') < 0 ? '?' : '&') + 'bbox=' + bbox;
+        }
+        if (pending) { pending.abort(); }
+        pending = new AbortController();
+        fetch(url, {credentials: 'same-origin', signal: pending.signal})
+            .then(function (r) { if (!r.ok) { throw new Error(url + ': HTTP ' + r.status); } return r.json(); })
+            .then(function (data) { layer.clearLayers(); layer.addData(data); layer.gmLoaded = data.features.length; layer.fire('gm:loaded'); })
+            .catch(function (e) { if (e.name !== 'AbortError') { console.error(e); } });
+    }
+    if (opts.byView) { map.on('moveend', refresh); }
+    layer.on('add', refresh);
+    return refresh;
 };
 """
 
@@ -41,25 +65,8 @@ class BboxGeoJson(Layer):
                 if (rows.length) { layer.bindTooltip('<table>' + rows.join('') + '</table>', {sticky: true}); }
             }
         });
-        {{ this.get_name() }}.gmLoaded = 0;
-        (function (layer, map) {
-            var pending = null;
-            function refresh() {
-                if (!map.hasLayer(layer)) { return; }
-                if (map.getZoom() < {{ this.min_zoom }}) { layer.clearLayers(); return; }
-                var b = map.getBounds();
-                var bbox = [b.getWest(), b.getSouth(), b.getEast(), b.getNorth()].map(function (v) { return v.toFixed(5); }).join(',');
-                var url = {{ this.url_json }} + ({{ this.url_json }}.indexOf('?') < 0 ? '?' : '&') + 'bbox=' + bbox;
-                if (pending) { pending.abort(); }
-                pending = new AbortController();
-                fetch(url, {credentials: 'same-origin', signal: pending.signal})
-                    .then(function (r) { if (!r.ok) { throw new Error(url + ': HTTP ' + r.status); } return r.json(); })
-                    .then(function (data) { layer.clearLayers(); layer.addData(data); layer.gmLoaded = data.features.length; layer.fire('gm:loaded'); })
-                    .catch(function (e) { if (e.name !== 'AbortError') { console.error(e); } });
-            }
-            map.on('moveend', refresh);
-            layer.on('add', refresh);
-        })({{ this.get_name() }}, {{ this._parent.get_name() }});
+        gmFetchGeoJson({{ this.get_name() }}, {{ this._parent.get_name() }},
+                       {url: {{ this.url_json }}, byView: true, minZoom: {{ this.min_zoom }}});
         {% endmacro %}
     """)
 

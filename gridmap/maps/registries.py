@@ -101,27 +101,7 @@ class FetchedLayer(Layer):
                     if (cfg.fields.length || cfg.titleField) { l.bindPopup(popupHtml(f), {maxWidth: 300}); }
                 }
             });
-            layer.gmLoaded = 0;
-            var pending = null;
-            function refresh() {
-                if (!map.hasLayer(layer)) { return; }
-                if (map.getZoom() < cfg.minZoom) { layer.clearLayers(); return; }
-                var url = cfg.url;
-                if (cfg.byView) {
-                    var b = map.getBounds();
-                    var bbox = [b.getWest(), b.getSouth(), b.getEast(), b.getNorth()].map(function (v) { return v.toFixed(5); }).join(',');
-                    url += (url.indexOf('?') < 0 ? '?' : '&') + 'bbox=' + bbox;
-                }
-                if (pending) { pending.abort(); }
-                pending = new AbortController();
-                fetch(url, {credentials: 'same-origin', signal: pending.signal})
-                    .then(function (r) { if (!r.ok) { throw new Error(url + ': HTTP ' + r.status); } return r.json(); })
-                    .then(function (data) { layer.clearLayers(); layer.addData(data); layer.gmLoaded = data.features.length; layer.fire('gm:loaded'); })
-                    .catch(function (e) { if (e.name !== 'AbortError') { console.error(e); } });
-            }
-            layer.gmRefresh = refresh;
-            if (cfg.byView) { map.on('moveend', refresh); }
-            layer.on('add', refresh);
+            layer.gmRefresh = gmFetchGeoJson(layer, map, cfg);
             window.gmLayers[cfg.key] = layer;
             return layer;
         })({{ this._parent.get_name() }}, {{ this.config_json }});
