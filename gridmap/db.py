@@ -1,10 +1,11 @@
 """Engine, sessions: one Session per request (Flask) and session_scope() for CLI and jobs."""
 from __future__ import annotations
 
+import time
 from contextlib import contextmanager
 from typing import Iterator
 
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, event, exc
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -12,12 +13,48 @@ from gridmap.config import database_url
 
 _engines: dict[str, Engine] = {}
 
+# A pooled connection idle for longer than this is tested (SELECT 1) before use: after a database
+# restart or a dropped connection the request gets a fresh one. Connections in steady use (a burst
+# of tiles, a stream of reports) are not tested, which saves a round trip on every request that
+# ``pool_pre_ping`` would spend. A connection dropped while in steady use fails one request, and the
+# pool then replaces every connection older than the error (SQLAlchemy invalidates the pool on a
+# disconnect).
+PING_AFTER_IDLE_S = 10.0
+# Close connections older than this so no firewall or server idle timeout ever cuts one in the pool.
+POOL_RECYCLE_S = 1800
+
 
 def get_engine(url: str | None = None) -> Engine:
     url = url or database_url()
     if url not in _engines:
-        _engines[url] = create_engine(url, pool_pre_ping=True, future=True)
+        _engines[url] = create_gridmap_engine(url)
     return _engines[url]
+
+
+def create_gridmap_engine(url: str, ping_after_idle_s: float = PING_AFTER_IDLE_S, **kw) -> Engine:
+    """An engine whose pool tests only connections that sat idle (see PING_AFTER_IDLE_S)."""
+    engine = create_engine(url, pool_recycle=POOL_RECYCLE_S, future=True, **kw)
+    _ping_after_idle(engine, ping_after_idle_s)
+    return engine
+
+
+def _ping_after_idle(engine: Engine, idle_s: float) -> None:
+    @event.listens_for(engine, "checkin")
+    def _checked_in(dbapi_connection, record):
+        record.info["gridmap_idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _checked_out(dbapi_connection, record, proxy):
+        idle_since = record.info.pop("gridmap_idle_since", None)
+        if idle_since is None or time.monotonic() - idle_since <= idle_s:
+            return
+        try:
+            with dbapi_connection.cursor() as cursor:
+                cursor.execute("SELECT 1")
+            dbapi_connection.rollback()
+        except Exception as err:  # noqa: BLE001 - any failure here means the connection is unusable
+            # The pool discards this connection and checks out (or opens) another.
+            raise exc.DisconnectionError(f"pooled connection failed its check: {err}") from err
 
 
 def make_session(url: str | None = None, **kw) -> Session:

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -14,7 +14,7 @@ from gridmap.models import ApiToken, AuditEntry, Grid, PatrolZone, Town, User, V
 from gridmap.services.errors import Conflict, NotFound, ValidationError
 
 
-def _hash_token(token: str) -> str:
+def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
@@ -67,21 +67,33 @@ def issue_token(session: Session, username: str) -> str:
     """A new API token for the user; only its hash is stored, so it is shown once."""
     user = get_user(session, username)
     token = "gm_" + secrets.token_urlsafe(32)
-    session.add(ApiToken(user_id=user.id, token_hash=_hash_token(token)))
+    session.add(ApiToken(user_id=user.id, token_hash=token_hash(token)))
     audit(session, user.id, "token.issue", "user", user.id)
     return token
 
 
-def user_for_token(session: Session, token: str) -> User | None:
-    row = session.scalar(select(ApiToken).where(ApiToken.token_hash == _hash_token(token),
-                                                ApiToken.revoked.is_(False)))
-    if row is None:
-        return None
-    user = session.get(User, row.user_id)
-    if user is None or not user.active:
-        return None
-    row.last_used_at = datetime.now(timezone.utc)
-    return user
+# A token's last_used_at is written at most this often: recording every request would make each
+# API call a write (and a commit) of its own.
+TOKEN_USE_RESOLUTION = timedelta(minutes=1)
+
+
+def user_for_token(session: Session, token: str, now: datetime | None = None) -> tuple[User | None, bool]:
+    """The active user holding an unrevoked ``token`` (one query), and whether its ``last_used_at``
+    was updated (it is when unset or older than TOKEN_USE_RESOLUTION; the caller commits)."""
+    now = now or datetime.now(timezone.utc)
+    found = session.execute(
+        select(User, ApiToken.id, ApiToken.last_used_at)
+        .join(ApiToken, ApiToken.user_id == User.id)
+        .where(ApiToken.token_hash == token_hash(token), ApiToken.revoked.is_(False), User.active.is_(True))
+    ).first()
+    if found is None:
+        return None, False
+    user, token_id, last_used_at = found
+    if last_used_at is not None and now - last_used_at < TOKEN_USE_RESOLUTION:
+        return user, False
+    session.execute(update(ApiToken).where(ApiToken.id == token_id).values(last_used_at=now)
+                    .execution_options(synchronize_session=False))
+    return user, True
 
 
 def audit(session: Session, user_id: int | None, action: str, entity: str, entity_id=None,

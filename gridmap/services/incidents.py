@@ -10,8 +10,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 
-from sqlalchemy import and_, case, false, func, literal, or_, select, true
-from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy import and_, case, false, func, literal, or_, select, text, true
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
@@ -19,7 +18,6 @@ from gridmap.analysis.gcj02 import gcj02_to_wgs84
 from gridmap.catalog import LEGAL_CLASSES, OPEN_STATUSES, STATUS_ZH, STATUSES
 from gridmap.models import (County, Grid, Incident, IncidentCategory, IncidentEvent, IncidentSubcategory,
                             PatrolZone, Town, User, Village)
-from gridmap.services.accounts import audit
 from gridmap.services.errors import Conflict, Forbidden, NotFound, ValidationError
 from gridmap.services.layers import parse_bbox
 from gridmap.services.scopes import coded_condition, is_county_wide
@@ -93,9 +91,13 @@ class Place:
 
 @dataclass
 class CreateResult:
+    """``incident``: the stored incident (the row the report's statement returned, or the ORM
+    object of a replayed one); ``case``: the new case as ``workflow.case_detail`` gives it (None
+    for a replay, which reads it again)."""
     incident: Incident
     created: bool
     duplicates: list[dict] = field(default_factory=list)
+    case: dict | None = None
 
 
 def utcnow() -> datetime:
@@ -277,27 +279,52 @@ def _optional_text(data: Mapping, name: str, limit: int) -> str | None:
     return value.strip() or None
 
 
-def validate_category(session: Session, category, subcategory) -> tuple[IncidentCategory, str | None]:
-    """Category and subcategory codes checked against the database tables."""
+# Known (category, subcategory) codes per database, read once and again only on a miss: a code
+# added to the tables later is found, and an unknown one is refused only after the tables say so.
+_known_kinds: dict[str, tuple[frozenset, frozenset]] = {}
+
+
+def _kinds(session: Session, refresh: bool = False) -> tuple[frozenset, frozenset]:
+    key = str(session.get_bind().engine.url)
+    if refresh or key not in _known_kinds:
+        categories = frozenset(session.scalars(select(IncidentCategory.code)))
+        subcategories = frozenset(session.execute(select(IncidentSubcategory.category_code,
+                                                         IncidentSubcategory.code)).tuples())
+        _known_kinds[key] = (categories, subcategories)
+    return _known_kinds[key]
+
+
+def _known_kind(session: Session, category: str, subcategory: str | None) -> bool:
+    for refresh in (False, True):
+        categories, subcategories = _kinds(session, refresh)
+        if category in categories and (subcategory is None or (category, subcategory) in subcategories):
+            return True
+    return False
+
+
+def validate_category(session: Session, category, subcategory) -> tuple[str, str | None]:
+    """Category and subcategory codes checked against the database tables; returns the codes."""
     if category is None or category == "":
         raise ValidationError("category is required", "category")
-    if not isinstance(category, str) or session.get(IncidentCategory, category) is None:
-        known = ", ".join(session.scalars(select(IncidentCategory.code).order_by(IncidentCategory.code)))
-        raise ValidationError(f"unknown category {category!r}; one of {known}", "category")
-    if subcategory is None or subcategory == "":
-        return session.get(IncidentCategory, category), None
-    if not isinstance(subcategory, str) or session.get(IncidentSubcategory, (category, subcategory)) is None:
-        known = ", ".join(session.scalars(select(IncidentSubcategory.code).where(
-            IncidentSubcategory.category_code == category).order_by(IncidentSubcategory.code)))
-        raise ValidationError(f"unknown subcategory {subcategory!r} of {category}; one of {known}", "subcategory")
-    return session.get(IncidentCategory, category), subcategory
+    if subcategory == "":
+        subcategory = None
+    if isinstance(category, str) and (subcategory is None or isinstance(subcategory, str)) \
+            and _known_kind(session, category, subcategory):
+        return category, subcategory
+    categories, subcategories = _kinds(session)
+    if not isinstance(category, str) or category not in categories:
+        raise ValidationError(f"unknown category {category!r}; one of {', '.join(sorted(categories))}", "category")
+    known = ", ".join(sorted(code for cat, code in subcategories if cat == category))
+    raise ValidationError(f"unknown subcategory {subcategory!r} of {category}; one of {known}", "subcategory")
 
 
 def validate_new_incident(session: Session, user: User, data: Mapping, now: datetime) -> dict:
-    """Check every field of a new incident; returns the column values (WGS84 lon/lat included).
+    """Check every field of a new incident that needs no spatial query; returns the column values
+    (WGS84 lon/lat included). Where the point falls (a grid, the user's area) is checked by the
+    statement that writes the incident (``create_incident``).
 
     Raises ValidationError naming the first bad field, or Forbidden for a role that may not
-    report or a point outside the user's area. Writes nothing.
+    report. Writes nothing.
     """
     if user.role not in REPORTING_ROLES:
         raise Forbidden(f"role {user.role} may not report incidents", "role")
@@ -331,11 +358,10 @@ def validate_new_incident(session: Session, user: User, data: Mapping, now: date
     contact_phone = _optional_text(data, "contact_phone", PHONE_MAX)
     parties = _optional_text(data, "parties", PARTIES_MAX)
 
-    place = locate_in_scope(session, user, lon, lat)
-    return {"lon": lon, "lat": lat, "category": category.code, "subcategory": subcategory,
+    return {"lon": lon, "lat": lat, "category": category, "subcategory": subcategory,
             "severity": severity, "occurred_at": occurred_at, "description": description.strip(),
             "enterprise_involved": enterprise, "legal_class": legal_class,
-            "contact_phone": contact_phone, "parties": parties, "place": place}
+            "contact_phone": contact_phone, "parties": parties}
 
 
 # --- reporting --------------------------------------------------------------------------------
@@ -344,44 +370,58 @@ def create_incident(session: Session, user: User, data, settings: IncidentSettin
                     now: datetime | None = None) -> CreateResult:
     """Report an incident for ``user``.
 
-    The client's ``client_id`` makes this idempotent: sending the same pin again returns the first
-    incident (``created`` False), also when two copies race (INSERT ... ON CONFLICT DO NOTHING).
-    Writes the incident, its first history event and an audit entry, or nothing.
+    The fields are checked in Python first; then one statement (``REPORT_SQL``) finds the grid the
+    point falls in, checks the user's area, writes the incident, its first history event and an
+    audit entry, and finds possible duplicates: one round trip. The client's ``client_id`` makes
+    this idempotent: sending the same pin again returns the first incident (``created`` False),
+    also when two copies race (INSERT ... ON CONFLICT DO NOTHING). Writes all three rows or nothing.
     """
     now = now or utcnow()
     if not isinstance(data, Mapping):
         raise ValidationError("the body must be a JSON object", "body")
     client_id = parse_client_id(data.get("client_id"))
-    if client_id is not None:
-        existing = session.scalar(select(Incident).where(Incident.client_id == client_id))
+    try:
+        values = validate_new_incident(session, user, data, now)
+    except (ValidationError, Forbidden):
+        # A pin sent again after it was stored is answered with the stored incident, as before
+        # any check (only looked up when the checks fail, so a new report costs no extra query).
+        existing = _stored(session, client_id)
         if existing is not None:
             return _replayed(user, existing)
-    values = validate_new_incident(session, user, data, now)
-    place: Place = values.pop("place")
-    lon, lat = values.pop("lon"), values.pop("lat")
-    statement = (pg_insert(Incident)
-                 .values(client_id=client_id or uuid.uuid4(), status="reported", reported_at=now,
-                         reporter_id=user.id, geom=point(lon, lat), **values)
-                 .on_conflict_do_nothing(index_elements=[Incident.client_id])
-                 .returning(Incident.id))
+        raise
+    window = timedelta(hours=settings.duplicate_window_hours)
+    params = {
+        **values, **_here_params(values["lon"], values["lat"], settings), **_scope_params(user),
+        **visibility_params(user), "client_id": str(client_id or uuid.uuid4()),
+        "client_id_text": str(client_id or ""), "now": now, "user_id": user.id, "crs": data.get("crs") or "wgs84",
+        "open_statuses": list(OPEN_STATUSES), "dup_from": values["occurred_at"] - window,
+        "dup_to": values["occurred_at"] + window, "exclude_id": None, "dup_limit": DUPLICATES_LIMIT,
+    }
     try:
-        with session.begin_nested():
-            incident_id = session.scalar(statement)
+        row = session.execute(REPORT_SQL, params).one()
     except DBAPIError as err:
         if getattr(err.orig, "pgcode", None) == "GM001":
             raise ValidationError("the point lies in no grid of the county", "lon") from None
         raise
-    if incident_id is None:  # the same client_id won a race with this request
-        return _replayed(user, session.scalar(select(Incident).where(Incident.client_id == client_id)))
-    session.add(IncidentEvent(incident_id=incident_id, from_status=None, to_status="reported", actor_id=user.id,
-                              at=now, note="", data={"place": place.as_dict(), "crs": data.get("crs") or "wgs84"}))
-    audit(session, user.id, "incident.create", "incident", incident_id,
-          {"category": values["category"], "grid": place.grid_code, "client_id": str(client_id or "")})
-    session.flush()
-    incident = session.get(Incident, incident_id)
-    duplicates = possible_duplicates(session, user, values["category"], lon, lat, values["occurred_at"],
-                                     settings, exclude_id=incident_id)
-    return CreateResult(incident, True, duplicates)
+    if not row.in_grid:
+        if row.in_county:
+            raise ValidationError("the point lies in no grid of the county", "lon")
+        raise ValidationError("the point is outside the county (该位置在本县之外)", "lon")
+    if not row.known_kind:   # the codes' tables changed since they were read
+        _kinds(session, refresh=True)
+        validate_category(session, values["category"], values["subcategory"])
+    if not row.in_scope:
+        label = f"{row.town_name} {row.village_name} {row.grid_name}"
+        raise Forbidden(f"该位置（{label}）不在您的辖区内 / the point is outside your area", "lon")
+    if row.id is None:  # the client_id is stored already (maybe by a copy of this request racing it)
+        return _replayed(user, _stored(session, client_id))
+    return CreateResult(row, True, [_duplicate_dict(d) for d in row.duplicates], _reported_case(user, row))
+
+
+def _stored(session: Session, client_id: uuid.UUID | None) -> Incident | None:
+    if client_id is None:
+        return None
+    return session.scalar(select(Incident).where(Incident.client_id == client_id))
 
 
 def _replayed(user: User, existing: Incident) -> CreateResult:
@@ -390,34 +430,200 @@ def _replayed(user: User, existing: Incident) -> CreateResult:
     return CreateResult(existing, False, [])
 
 
+def _reported_case(user: User, row) -> dict:
+    """The new case as ``incident_detail`` + ``workflow.case_detail`` show it, from what the
+    report's statement returned (no second read)."""
+    from gridmap.services.workflow import allowed_actions  # workflow builds on this module
+
+    personal = can_see_personal_details(user)
+    props = _summary_properties(row, full_description=True, personal=personal)
+    props.update({"grid_name": row.grid_name, "dispatched_to_kind": row.dispatched_to_kind,
+                  "dispatched_to": row.dispatched_to, "client_id": str(row.client_id) if row.client_id else None,
+                  "personal_details_shown": personal})
+    name = getattr(user, "display_name", None) or user.username
+    props["reporter"] = name
+    props["history"] = [{"from_status": None, "to_status": "reported", "to_status_zh": STATUS_ZH["reported"],
+                         "from_status_zh": None, "at": _iso(row.event_at), "actor": name, "actor_role": user.role,
+                         "note": "", "data": row.event_data or {}}]
+    props["mediation_point_name"] = None
+    props["dispatched_to_name"] = None
+    props["allowed_actions"] = [
+        {"name": a.name, "label_zh": a.label_zh, "label_en": a.label_en,
+         "needs": [n.rstrip("?") for n in a.needs], "note_required": a.note_required}
+        for a in allowed_actions(user, row)]
+    return _feature(row, props)
+
+
+def _duplicate_dict(found: dict) -> dict:
+    return {"id": found["id"], "category": found["category"], "subcategory": found["subcategory"],
+            "status": found["status"], "status_zh": STATUS_ZH[found["status"]],
+            "occurred_at": _iso(datetime.fromisoformat(found["occurred_at"])),
+            "description": _short(found["description"]), "village_name": found["village_name"],
+            "distance_m": round(float(found["distance_m"]), 1)}
+
+
+DUPLICATES_LIMIT = 10
+
+
+def _here_params(lon: float, lat: float, settings: IncidentSettings) -> dict:
+    # A bounding box in degrees lets the GiST index narrow the duplicate search before the metric test.
+    distance = settings.duplicate_distance_m
+    return {"lon": lon, "lat": lat, "srid": settings.metric_srid, "distance": distance,
+            "dlat": distance / 110_000 * 1.1,
+            "dlon": distance / (111_320 * max(math.cos(math.radians(lat)), 0.01)) * 1.1}
+
+
+def _scope_params(user: User) -> dict:
+    """Where ``user`` may report, for REPORT_SQL (the rule of ``in_user_scope``)."""
+    scopes = list(user.scopes or ())
+    return {"scope_county_wide": is_county_wide(user), "scopes": scopes,
+            "scope_zones": [s for s in scopes if not s.isdigit()]}
+
+
+def visibility_params(user: User) -> dict:
+    """What ``user`` may see, as the parameters of VISIBLE_SQL (the rule of ``visible_condition``)."""
+    county_wide, mediator = is_county_wide(user), user.role == "mediator"
+    grids, towns, villages, zones = [], [], [], []
+    if not county_wide and not mediator:
+        for code in user.scopes or ():
+            if len(code) == 15:
+                grids.append(code)
+            elif len(code) == 12 and code.endswith("000") and code[6:9] != "000":
+                towns.append(code)
+                villages.append(code)
+            elif len(code) == 12:
+                villages.append(code)
+        zones = [c for c in user.scopes or () if not c.isdigit()]
+    return {"vis_county_wide": county_wide, "vis_mediator": mediator,
+            "vis_points": mediation_point_scopes(user) if mediator else [], "vis_grids": grids,
+            "vis_towns": towns, "vis_villages": villages, "vis_zones": zones,
+            "vis_reporter": user.id if user.role == "grid_worker" else None}
+
+
+# Incidents (as ``i``) the user may see: ``visible_condition`` as SQL text over visibility_params.
+VISIBLE_SQL = """
+    (CAST(:vis_county_wide AS boolean)
+     OR (CAST(:vis_mediator AS boolean) AND i.mediation_point_id = ANY(CAST(:vis_points AS integer[])))
+     OR (NOT CAST(:vis_mediator AS boolean)
+         AND (i.grid_code = ANY(CAST(:vis_grids AS text[])) OR i.town_code = ANY(CAST(:vis_towns AS text[]))
+              OR i.village_code = ANY(CAST(:vis_villages AS text[]))
+              OR i.reporter_id = CAST(:vis_reporter AS integer)
+              OR (cardinality(CAST(:vis_zones AS text[])) > 0
+                  AND ST_Intersects(i.geom, (SELECT ST_Union(z.geom) FROM patrol_zones AS z
+                                               WHERE z.code = ANY(CAST(:vis_zones AS text[]))))))))"""
+
+# The point, and the same point in the deployment's metric CRS.
+HERE_CTE = """
+    here AS (
+        SELECT p.geom, ST_Transform(p.geom, CAST(:srid AS integer)) AS metric
+          FROM (SELECT ST_SetSRID(ST_MakePoint(CAST(:lon AS float8), CAST(:lat AS float8)), 4326) AS geom) AS p)"""
+
+# Possible duplicates: open incidents of the category within the distance (metric CRS) and the time
+# window, nearest first. The bounding box in degrees (&&) is what the GiST index on geom answers.
+DUPLICATES_CTE = """
+    duplicates AS (
+        SELECT i.id, i.category, i.subcategory, i.status, i.occurred_at, i.description,
+               v.name AS village_name, ST_Distance(ST_Transform(i.geom, CAST(:srid AS integer)), here.metric) AS distance_m
+          FROM incidents AS i JOIN villages AS v ON v.code = i.village_code, here
+         WHERE i.category = :category AND i.status = ANY(CAST(:open_statuses AS text[]))
+           AND i.geom && ST_Expand(here.geom, CAST(:dlon AS float8), CAST(:dlat AS float8))
+           AND ST_DWithin(ST_Transform(i.geom, CAST(:srid AS integer)), here.metric, CAST(:distance AS float8))
+           AND i.occurred_at BETWEEN :dup_from AND :dup_to
+           AND i.id IS DISTINCT FROM CAST(:exclude_id AS bigint)
+           AND {guard} AND """ + VISIBLE_SQL + """
+         ORDER BY distance_m, i.id
+         LIMIT CAST(:dup_limit AS integer))"""
+
+DUPLICATES_JSON = """
+    (SELECT coalesce(json_agg(json_build_object(
+                'id', d.id, 'category', d.category, 'subcategory', d.subcategory, 'status', d.status,
+                'occurred_at', d.occurred_at, 'description', d.description, 'village_name', d.village_name,
+                'distance_m', d.distance_m) ORDER BY d.distance_m, d.id), '[]')
+       FROM duplicates AS d)"""
+
+# A report in one statement. place: the grid the point falls in (the lowest code, the placement
+# trigger's rule) with its village and town; kind: the category and subcategory rows; allowed: the
+# place when the user may report there (a scope code, or a patrol zone holding the point). Only
+# then are the incident, its first event and the audit entry written. ``duplicates`` reads the
+# statement's snapshot, which does not hold the new incident.
+REPORT_SQL = text("WITH" + HERE_CTE + """,
+    place AS (
+        SELECT g.code AS grid_code, g.name AS grid_name, v.code AS village_code, v.name AS village_name,
+               t.code AS town_code, t.name AS town_name
+          FROM grids AS g JOIN villages AS v ON v.code = g.village_code JOIN towns AS t ON t.code = v.town_code, here
+         WHERE ST_Intersects(g.geom, here.geom)
+         ORDER BY g.code
+         LIMIT 1),
+    kind AS (
+        SELECT c.name_zh AS category_zh, c.colour, s.name_zh AS subcategory_zh
+          FROM incident_categories AS c
+          LEFT JOIN incident_subcategories AS s ON s.category_code = c.code AND s.code = CAST(:subcategory AS text)
+         WHERE c.code = :category AND (CAST(:subcategory AS text) IS NULL OR s.code IS NOT NULL)),
+    allowed AS (
+        SELECT place.* FROM place, here
+         WHERE EXISTS (SELECT 1 FROM kind)
+           AND (CAST(:scope_county_wide AS boolean)
+                OR place.grid_code = ANY(CAST(:scopes AS text[])) OR place.village_code = ANY(CAST(:scopes AS text[]))
+                OR place.town_code = ANY(CAST(:scopes AS text[]))
+                OR EXISTS (SELECT 1 FROM patrol_zones AS z
+                            WHERE z.code = ANY(CAST(:scope_zones AS text[])) AND ST_Intersects(z.geom, here.geom)))),
+    added AS (
+        INSERT INTO incidents (client_id, category, subcategory, severity, legal_class, enterprise_involved, status,
+                               occurred_at, reported_at, reporter_id, description, contact_phone, parties, geom,
+                               grid_code, village_code, town_code)
+        SELECT CAST(:client_id AS uuid), :category, CAST(:subcategory AS text), CAST(:severity AS smallint),
+               :legal_class, CAST(:enterprise_involved AS boolean), 'reported', CAST(:occurred_at AS timestamptz),
+               CAST(:now AS timestamptz), CAST(:user_id AS integer), :description, CAST(:contact_phone AS text),
+               CAST(:parties AS text), here.geom, allowed.grid_code, allowed.village_code, allowed.town_code
+          FROM allowed, here
+        ON CONFLICT (client_id) DO NOTHING
+        RETURNING *),
+    first_event AS (
+        INSERT INTO incident_events (incident_id, from_status, to_status, actor_id, at, note, data)
+        SELECT added.id, NULL, 'reported', CAST(:user_id AS integer), CAST(:now AS timestamptz), '',
+               jsonb_build_object('place', jsonb_build_object(
+                   'grid', jsonb_build_object('code', allowed.grid_code, 'name', allowed.grid_name),
+                   'village', jsonb_build_object('code', allowed.village_code, 'name', allowed.village_name),
+                   'town', jsonb_build_object('code', allowed.town_code, 'name', allowed.town_name)),
+                   'crs', CAST(:crs AS text))
+          FROM added, allowed
+        RETURNING at, data),
+    audited AS (
+        INSERT INTO audit_log (user_id, action, entity, entity_id, detail)
+        SELECT CAST(:user_id AS integer), 'incident.create', 'incident', CAST(added.id AS text),
+               jsonb_build_object('category', added.category, 'grid', allowed.grid_code,
+                                  'client_id', CAST(:client_id_text AS text))
+          FROM added, allowed),""" + DUPLICATES_CTE.format(guard="EXISTS (SELECT 1 FROM added)") + """
+SELECT added.id, added.client_id, added.category, added.subcategory, added.severity, added.legal_class,
+       added.enterprise_involved, added.status, added.occurred_at, added.reported_at, added.accepted_at,
+       added.deadline_at, added.resolved_at, added.closed_at, added.reporter_id, added.description,
+       added.contact_phone, added.parties, added.resolution_level, added.satisfaction, added.duplicate_of,
+       added.mediation_point_id, added.mediation_outcome, added.dispatched_to_kind, added.dispatched_to,
+       added.grid_code, added.village_code, added.town_code, ST_X(added.geom) AS lon, ST_Y(added.geom) AS lat,
+       false AS overdue,
+       place.grid_code IS NOT NULL AS in_grid, kind.category_zh IS NOT NULL AS known_kind,
+       allowed.grid_code IS NOT NULL AS in_scope, place.grid_name, place.village_name, place.town_name,
+       kind.category_zh, kind.colour, kind.subcategory_zh, first_event.at AS event_at, first_event.data AS event_data,
+       CASE WHEN place.grid_code IS NULL THEN EXISTS (
+           SELECT 1 FROM counties AS c, here WHERE ST_Intersects(c.geom, here.geom)) END AS in_county,
+       """ + DUPLICATES_JSON + """ AS duplicates
+  FROM (SELECT 1) AS one
+  LEFT JOIN place ON true LEFT JOIN kind ON true LEFT JOIN allowed ON true
+  LEFT JOIN added ON true LEFT JOIN first_event ON true""")
+
+FIND_DUPLICATES_SQL = text("WITH" + HERE_CTE + "," + DUPLICATES_CTE.format(guard="true") + "\nSELECT"
+                           + DUPLICATES_JSON)
+
+
 def possible_duplicates(session: Session, user: User, category: str, lon: float, lat: float,
                         occurred_at: datetime, settings: IncidentSettings = IncidentSettings(),
-                        exclude_id: int | None = None, limit: int = 10) -> list[dict]:
+                        exclude_id: int | None = None, limit: int = DUPLICATES_LIMIT) -> list[dict]:
     """Open incidents of the same category within the configured distance and time window, nearest first."""
-    distance = settings.duplicate_distance_m
     window = timedelta(hours=settings.duplicate_window_hours)
-    here = point(lon, lat)
-    # A bounding box in degrees lets the GiST index narrow the search before the metric test.
-    dlat = distance / 110_000 * 1.1
-    dlon = distance / (111_320 * max(math.cos(math.radians(lat)), 0.01)) * 1.1
-    metric_distance = func.ST_Distance(func.ST_Transform(Incident.geom, settings.metric_srid),
-                                       func.ST_Transform(here, settings.metric_srid))
-    query = (select(Incident.id, Incident.category, Incident.subcategory, Incident.status, Incident.occurred_at,
-                    Incident.description, Village.name.label("village_name"),
-                    metric_distance.label("distance_m"))
-             .join(Village, Village.code == Incident.village_code)
-             .where(Incident.category == category, Incident.status.in_(OPEN_STATUSES),
-                    Incident.geom.intersects(func.ST_Expand(here, dlon, dlat)),
-                    metric_distance <= distance,
-                    Incident.occurred_at.between(occurred_at - window, occurred_at + window),
-                    visible_condition(user))
-             .order_by(metric_distance, Incident.id).limit(limit))
-    if exclude_id is not None:
-        query = query.where(Incident.id != exclude_id)
-    return [{"id": r.id, "category": r.category, "subcategory": r.subcategory, "status": r.status,
-             "status_zh": STATUS_ZH[r.status], "occurred_at": _iso(r.occurred_at),
-             "description": _short(r.description), "village_name": r.village_name,
-             "distance_m": round(float(r.distance_m), 1)} for r in session.execute(query)]
+    params = {**_here_params(lon, lat, settings), **visibility_params(user), "category": category,
+              "open_statuses": list(OPEN_STATUSES), "dup_from": occurred_at - window, "dup_to": occurred_at + window,
+              "exclude_id": exclude_id, "dup_limit": limit}
+    return [_duplicate_dict(d) for d in session.execute(FIND_DUPLICATES_SQL, params).scalar_one()]
 
 
 def find_duplicates(session: Session, user: User, args: Mapping, settings: IncidentSettings = IncidentSettings(),
@@ -429,7 +635,7 @@ def find_duplicates(session: Session, user: User, args: Mapping, settings: Incid
     occurred_at = parse_timestamp(raw, "occurred_at") if raw else (now or utcnow())
     exclude = args.get("exclude")
     exclude_id = _int_arg(exclude, "exclude") if exclude else None
-    return possible_duplicates(session, user, category.code, lon, lat, occurred_at, settings, exclude_id)
+    return possible_duplicates(session, user, category, lon, lat, occurred_at, settings, exclude_id)
 
 
 # --- listing ----------------------------------------------------------------------------------

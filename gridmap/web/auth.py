@@ -1,7 +1,9 @@
 """Login and logout (Flask-Login, CSRF-protected form) and bearer-token authentication for the API."""
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+import time
+
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import UserMixin, current_user, login_user, logout_user
 from flask_wtf import FlaskForm
@@ -14,6 +16,8 @@ from gridmap.services import accounts
 from gridmap.web import db_session, login_manager
 
 bp = Blueprint("auth", __name__)
+
+LOGIN_CACHE_SECONDS = 5.0
 
 
 class SessionUser(UserMixin):
@@ -31,10 +35,64 @@ class SessionUser(UserMixin):
         return ROLE_ZH.get(self.role, self.role)
 
 
+class LoginCache:
+    """Who a session cookie or a Bearer token stands for, remembered for a few seconds per worker
+    process, so a burst of tiles or reports costs no database round trip to authenticate.
+
+    An entry lives ``seconds`` (app config ``LOGIN_CACHE_SECONDS``, default 5): an account made
+    inactive, a changed role or scope, or a revoked token take effect within that time. Keys are
+    the user id (cookie sessions) and the token's hash (Bearer tokens), never the token itself.
+    """
+
+    MAX_ENTRIES = 10_000
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+        self._entries: dict[object, tuple[float, SessionUser]] = {}
+
+    def get(self, key) -> SessionUser | None:
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        if entry[0] < time.monotonic():
+            self._entries.pop(key, None)
+            return None
+        return entry[1]
+
+    def put(self, key, user: SessionUser) -> None:
+        if self.seconds <= 0:
+            return
+        if len(self._entries) >= self.MAX_ENTRIES:
+            self._entries.clear()
+        self._entries[key] = (time.monotonic() + self.seconds, user)
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+
+def login_cache() -> LoginCache:
+    cache = current_app.extensions.get("gridmap_login_cache")
+    if cache is None:
+        cache = current_app.extensions["gridmap_login_cache"] = LoginCache(
+            float(current_app.config.get("LOGIN_CACHE_SECONDS", LOGIN_CACHE_SECONDS)))
+    return cache
+
+
 @login_manager.user_loader
 def _load_user(user_id: str):
-    user = db_session().get(User, int(user_id))
-    return SessionUser(user) if user and user.active else None
+    try:
+        key = ("user", int(user_id))
+    except ValueError:
+        return None
+    cache = login_cache()
+    found = cache.get(key)
+    if found is None:
+        user = db_session().get(User, key[1])
+        if user is None or not user.active:
+            return None
+        found = SessionUser(user)
+        cache.put(key, found)
+    return found
 
 
 @login_manager.request_loader
@@ -42,12 +100,20 @@ def _load_user_from_token(req):
     header = req.headers.get("Authorization", "")
     if not header.startswith("Bearer "):
         return None
-    session = db_session()
-    user = accounts.user_for_token(session, header[len("Bearer "):].strip())
-    if user is None:
-        return None
-    session.commit()  # records last_used_at
-    return SessionUser(user)
+    token = header[len("Bearer "):].strip()
+    key = ("token", accounts.token_hash(token))
+    cache = login_cache()
+    found = cache.get(key)
+    if found is None:
+        session = db_session()
+        user, touched = accounts.user_for_token(session, token)
+        if user is None:
+            return None
+        if touched:
+            session.commit()  # records last_used_at (at most once a minute per token)
+        found = SessionUser(user)
+        cache.put(key, found)
+    return found
 
 
 @login_manager.unauthorized_handler

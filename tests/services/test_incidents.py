@@ -303,8 +303,9 @@ def test_filters(db_session, supervisor, worker, here):
     assert {f["properties"]["grid_code"] for f in matched(grid=created.grid_code)["features"]} == {created.grid_code}
     box = matched(bbox=f"{lon - 0.001},{lat - 0.001},{lon + 0.001},{lat + 0.001}")
     assert created.id in _ids(box) and box["numberMatched"] < everything
-    today = datetime.now(timezone.utc).astimezone(incidents.CHINA_TZ).date()
-    recent = matched(**{"from": today.isoformat()})
+    # The Beijing day it occurred on (an hour ago: the day before "today" just after Beijing midnight).
+    day = created.occurred_at.astimezone(incidents.CHINA_TZ).date()
+    recent = matched(**{"from": day.isoformat()})
     assert created.id in _ids(recent)
     old = matched(to="2026-01-31")
     assert created.id not in _ids(old) and old["numberMatched"] > 0

@@ -373,3 +373,64 @@ def test_pages_render(client, people, here, db_session):
     assert client.get("/incidents/999999999").status_code == 404
     bad = client.get("/incidents?status=lost")
     assert bad.status_code == 200 and "status:" in bad.get_data(as_text=True)
+
+
+# --- the report's one statement ---------------------------------------------------------------
+
+@pytest.mark.parametrize("role", ["worker", "supervisor", "county"])
+def test_the_reports_answer_is_the_case_as_read_back(client, people, here, db_session, role):
+    """The answer is built from what the insert returned; it must equal the case read again."""
+    _, lon, lat = here
+    response = post(client, "/api/incidents", payload(lon, lat, crs="wgs84", parties="张三、李四"), people[role][1])
+    assert response.status_code == 201, response.get_json()
+    body = response.get_json()
+    assert body.pop("created") is True
+    body.pop("possible_duplicates")
+    again = client.get(f"/api/incidents/{body['id']}", headers=auth(people[role][1])).get_json()
+    assert body == again
+    history = body["properties"]["history"]
+    assert [h["to_status"] for h in history] == ["reported"] and history[0]["actor"] == f"api_{role}"
+    assert history[0]["data"]["place"]["village"] == {"code": FANYING, "name": "范营村"}
+    audit = db_session.execute(text("SELECT user_id, detail FROM audit_log WHERE entity = 'incident' "
+                                    "AND entity_id = :i"), {"i": str(body["id"])}).one()
+    assert audit.user_id == people[role][0].id
+    assert audit.detail["grid"] == body["properties"]["grid_code"] and audit.detail["category"] == "DSP"
+
+
+def test_possible_duplicates_are_only_what_the_reporter_may_see(client, people, here, db_session):
+    """A worker's report lists duplicates in their area; a neighbouring grid worker's open case
+    just across the line is left out unless the county officer reports."""
+    _, lon, lat = here
+    first = create(client, people, here)
+    # An open incident of the same category 20 m away, stored as if in another village.
+    db_session.execute(text("ALTER TABLE incidents DISABLE TRIGGER incidents_assign_place"))
+    other = db_session.execute(text("""
+        INSERT INTO incidents (category, severity, status, occurred_at, reported_at, geom, grid_code, village_code,
+                               town_code)
+        SELECT 'DSP', 2, 'reported', now(), now(), ST_SetSRID(ST_MakePoint(:lon + 0.0002, :lat), 4326),
+               g.code, g.village_code, v.town_code
+          FROM grids g JOIN villages v ON v.code = g.village_code WHERE g.village_code = :v ORDER BY g.code LIMIT 1
+        RETURNING id"""), {"lon": lon, "lat": lat, "v": OTHER_TOWN_VILLAGE}).scalar_one()
+    db_session.execute(text("ALTER TABLE incidents ENABLE TRIGGER incidents_assign_place"))
+    closed = create(client, people, here)
+    db_session.execute(text("UPDATE incidents SET status = 'closed' WHERE id = :i"), {"i": closed["id"]})
+    worker = create(client, people, here)["possible_duplicates"]
+    assert first["id"] in [d["id"] for d in worker]
+    assert other not in [d["id"] for d in worker] and closed["id"] not in [d["id"] for d in worker]
+    assert all(d["distance_m"] <= 200 and d["category"] == "DSP" for d in worker)
+    county = post(client, "/api/incidents", payload(lon, lat), people["county"][1]).get_json()["possible_duplicates"]
+    assert other in [d["id"] for d in county] and first["id"] in [d["id"] for d in county]
+    assert [d["distance_m"] for d in county] == sorted(d["distance_m"] for d in county)
+    elsewhere = post(client, "/api/incidents", payload(lon, lat, category="HAZ", subcategory=None),
+                     people["county"][1]).get_json()["possible_duplicates"]
+    assert first["id"] not in [d["id"] for d in elsewhere]
+
+
+def test_a_replayed_pin_with_a_now_refused_field_still_answers_with_the_stored_incident(client, people, here):
+    _, lon, lat = here
+    body = payload(lon, lat)
+    first = post(client, "/api/incidents", body, people["worker"][1])
+    assert first.status_code == 201
+    # The phone's clock jumped ahead (occurred_at now "in the future"): the stored pin still answers.
+    again = post(client, "/api/incidents", dict(body, occurred_at="2999-01-01T00:00:00+08:00"), people["worker"][1])
+    assert again.status_code == 200 and again.get_json()["id"] == first.get_json()["id"]
