@@ -2,15 +2,20 @@
 
 A jittered lattice of roads (>= 20,000 edges, EPSG:4547 metres, around Baofeng county)
 with speeds by road class, 300 candidate stops with random prizes, an 8-hour shift and
-12-minute stops. Two runs of the same model:
+12-minute stops. Runs of the same model:
 
-* A: the whole plan as the web app would run it (travel-time matrix over the road
-  network + solve with a short time limit), target <= 2 s;
-* B: the same model with a 30 s search: the baseline for quality.
+* A: the whole plan as the web app runs it (travel-time matrix over the road network +
+  search + plan) with ``time_limit_s=2``, target <= 2 s;
+* B: the same model (same matrix, prizes, shift, stop times) with ``time_limit_s=30``:
+  the baseline for quality;
+* C (``--ortools-s``, off by default): OR-Tools' routing solver alone on the same model
+  (prizes as disjunction penalties, guided local search) for that many seconds, for
+  comparison.
 
-Prints both times, both prizes and prize_A / prize_B (target >= 0.98).
+Prints wall and CPU time of each, the prizes and prize_A / prize_B (target >= 0.98), and
+a Markdown row per seed for bench/README.md.
 
-Run:  .venv/bin/python bench/bench_routing.py [--seeds 7,8,9] [--limit-a 1.2] [--limit-b 30]
+Run:  .venv/bin/python bench/bench_routing.py [--seeds 1,7,8,9,11] [--limit-a 2] [--limit-b 30] [--ortools-s 30]
 """
 from __future__ import annotations
 
@@ -84,7 +89,47 @@ class Clock:
         return f"{self.wall:.3f} s wall / {self.cpu:.3f} s CPU"
 
 
-def run(seed: int, limit_a: float, limit_b: float) -> float:
+def ortools_prize(matrix, stops: pd.DataFrame, shift: float, seconds: float) -> tuple[float, str]:
+    """OR-Tools routing on the model plan_route solves: the same integer milliseconds."""
+    from ortools.constraint_solver import pywrapcp, routing_enums_pb2
+
+    ticks = 60_000
+    n = len(stops)
+    end = n + 1
+    travel = np.ceil(matrix.minutes * ticks - 1e-6).astype(np.int64)
+    service = np.r_[0, np.ceil(stops["service_minutes"].to_numpy() * ticks - 1e-6).astype(np.int64), 0]
+    full = np.zeros((n + 2, n + 2), dtype=np.int64)
+    full[: n + 1, : n + 1] = travel
+    full[: n + 1, end] = travel[:, 0]
+    transit = full + service[:, None]
+    transit[:, 0] = 0
+    np.fill_diagonal(transit, 0)
+    budget = int(shift * ticks)
+    prize = stops["prize"].to_numpy()
+    penalty = np.round(prize * 10.0 * (budget + 1) / prize[prize > 0].min()).astype(np.int64)
+    manager = pywrapcp.RoutingIndexManager(n + 2, 1, [0], [end])
+    model = pywrapcp.RoutingModel(manager)
+    arc = model.RegisterTransitMatrix(transit.tolist())
+    model.SetArcCostEvaluatorOfAllVehicles(arc)
+    model.AddDimension(arc, 0, budget, True, "Time")
+    for i in range(1, n + 1):
+        model.AddDisjunction([manager.NodeToIndex(i)], int(penalty[i - 1]))
+    params = pywrapcp.DefaultRoutingSearchParameters()
+    params.first_solution_strategy = routing_enums_pb2.FirstSolutionStrategy.PARALLEL_CHEAPEST_INSERTION
+    params.local_search_metaheuristic = routing_enums_pb2.LocalSearchMetaheuristic.GUIDED_LOCAL_SEARCH
+    params.time_limit.FromMilliseconds(int(seconds * 1000))
+    solution = model.SolveWithParameters(params)
+    if solution is None:
+        return 0.0, "no solution"
+    visited, index = [], model.Start(0)
+    while not model.IsEnd(index):
+        if manager.IndexToNode(index) != 0:
+            visited.append(manager.IndexToNode(index))
+        index = solution.Value(model.NextVar(index))
+    return float(prize[[v - 1 for v in visited]].sum()), f"{len(visited)} stops"
+
+
+def run(seed: int, limit_a: float, limit_b: float, ortools_s: float) -> float:
     rng = np.random.default_rng(seed)
     roads = make_roads(rng)
     stops = make_stops(rng, roads)
@@ -104,30 +149,45 @@ def run(seed: int, limit_a: float, limit_b: float) -> float:
         plan_a = plan_route(stops, start, shift, travel, time_limit_s=limit_a)
     with Clock() as c_b:
         plan_b = plan_route(stops, start, shift, matrix, time_limit_s=limit_b)
+    prize_c = None
+    if ortools_s > 0:
+        with Clock() as c_c:
+            prize_c, what_c = ortools_prize(matrix, stops, shift, ortools_s)
 
     ratio = plan_a.total_prize / plan_b.total_prize if plan_b.total_prize else float("nan")
+    best = max(plan_a.total_prize, plan_b.total_prize, prize_c or 0.0)
     print(f"seed {seed}: network {network.n_nodes} nodes, {network.n_edges} edges, built in {c_net}; "
           f"PROJ transformer init (once per process) {c_proj}")
     print(f"  {len(stops)} candidates, {shift}-min shift, 12-min stops; travel matrix alone {c_matrix}")
-    print(f"  A  matrix + plan, search limit {limit_a:g} s: {c_a}; prize {plan_a.total_prize:.3f}, "
+    print(f"  A  matrix + search + plan, time limit {limit_a:g} s: {c_a}; prize {plan_a.total_prize:.3f}, "
           f"{len(plan_a.stops)} stops, {plan_a.total_minutes:.1f} min, {plan_a.status}")
-    print(f"  B  plan only, search limit {limit_b:g} s:      {c_b}; prize {plan_b.total_prize:.3f}, "
+    print(f"  B  search + plan on the same matrix, time limit {limit_b:g} s: {c_b}; prize {plan_b.total_prize:.3f}, "
           f"{len(plan_b.stops)} stops, {plan_b.total_minutes:.1f} min, {plan_b.status}")
-    print(f"  ratio prize_A / prize_B = {ratio:.4f} (target >= 0.98); time A = {c_a.wall:.3f} s wall, "
-          f"{c_a.cpu:.3f} s CPU (target <= 2 s)")
+    if prize_c is not None:
+        print(f"  C  OR-Tools routing alone, same model, {ortools_s:g} s: {c_c}; prize {prize_c:.3f}, {what_c}")
+    print(f"  ratio prize_A / prize_B = {ratio:.4f} (target >= 0.98); A / best seen = {plan_a.total_prize / best:.4f}; "
+          f"time A = {c_a.wall:.3f} s wall, {c_a.cpu:.3f} s CPU (target <= 2 s)")
+    c_text = f" | {prize_c:.3f}" if prize_c is not None else ""
+    print(f"  | {seed} | {c_matrix.wall:.2f} s / {c_matrix.cpu:.2f} s | {c_a.wall:.2f} s / {c_a.cpu:.2f} s | "
+          f"{plan_a.status} | {plan_a.total_prize:.3f} | {c_b.wall:.1f} s / {c_b.cpu:.1f} s | {plan_b.total_prize:.3f}"
+          f"{c_text} | {ratio:.4f} |")
     assert plan_a.total_minutes <= shift + 1e-9 and plan_b.total_minutes <= shift + 1e-9
-    return ratio
+    return ratio, c_a.wall, c_a.cpu
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--seeds", default="7", help="comma-separated seeds (default 7)")
-    ap.add_argument("--limit-a", type=float, default=1.2)
-    ap.add_argument("--limit-b", type=float, default=30.0)
+    ap.add_argument("--seeds", default="1,7,8,9,11", help="comma-separated seeds (default 1,7,8,9,11)")
+    ap.add_argument("--limit-a", type=float, default=2.0, help="A's time_limit_s (matrix + search + plan)")
+    ap.add_argument("--limit-b", type=float, default=30.0, help="B's time_limit_s (same model, same matrix)")
+    ap.add_argument("--ortools-s", type=float, default=0.0, help="also run OR-Tools alone for this long (C)")
     args = ap.parse_args()
-    ratios = [run(int(seed), args.limit_a, args.limit_b) for seed in args.seeds.split(",")]
-    if len(ratios) > 1:
-        print(f"ratios: min {min(ratios):.4f}, mean {np.mean(ratios):.4f} over {len(ratios)} seeds")
+    results = [run(int(seed), args.limit_a, args.limit_b, args.ortools_s) for seed in args.seeds.split(",")]
+    ratios = [r[0] for r in results]
+    walls = [r[1] for r in results]
+    cpus = [r[2] for r in results]
+    print(f"ratios: min {min(ratios):.4f}, mean {np.mean(ratios):.4f} over {len(ratios)} seeds; "
+          f"A: wall {min(walls):.2f}-{max(walls):.2f} s, CPU {min(cpus):.2f}-{max(cpus):.2f} s")
 
 
 if __name__ == "__main__":
