@@ -1,7 +1,8 @@
 /* The phone pin page: tap (or locate) to place a pin, drag to correct, see the grid/village/town
    at once, see possible duplicates, save. Pins that cannot be sent are kept in localStorage,
    keyed by their client id, shown as a queue, and sent when the network returns; the server
-   treats a client id it has seen as the same pin, so nothing arrives twice. */
+   treats a client id it has seen as the same pin, so nothing arrives twice. A service worker
+   (pin-sw.js) keeps the page and its files, so after one online visit it opens offline too. */
 (function () {
     'use strict';
     var G = window.gmIncidents;
@@ -206,9 +207,32 @@
         });
     }
 
+    /* A page opened offline is the copy kept by the service worker: its CSRF token may belong to an
+       earlier session. Fetch the page afresh and take its token; false when the login has ended. */
+    function refreshToken() {
+        var scope = G.readJSON('pin-offline').scope || window.location.pathname;
+        return fetch(scope, {credentials: 'same-origin', cache: 'no-store'}).then(function (r) {
+            if (!r.ok || r.redirected) { return false; }
+            return r.text().then(function (html) {
+                var fresh = new DOMParser().parseFromString(html, 'text/html').querySelector('meta[name=csrf-token]');
+                var meta = document.querySelector('meta[name=csrf-token]');
+                if (!fresh || !meta) { return false; }
+                meta.setAttribute('content', fresh.getAttribute('content'));
+                return true;
+            });
+        }).catch(function () { return false; });
+    }
+
     /* Send one pin; resolves to 'sent', 'kept' (try again later) or 'refused'. */
-    function send(payload) {
+    function send(payload, retried) {
         return G.sendJSON(cfg.urls.create, 'POST', payload).then(function (r) {
+            if (!retried && r.body.error && r.body.error.code === 'csrf') {
+                return refreshToken().then(function (ok) {
+                    if (ok) { return send(payload, true); }
+                    message('error', T.login_again);
+                    return 'kept';
+                });
+            }
             if (r.status === 201 || r.status === 200) {
                 dequeue(payload.client_id);
                 showIncident(r.body, true);
@@ -272,6 +296,26 @@
         if (!navigator.onLine) { done('kept'); return; }
         send(payload).then(done);
     });
+
+    // --- offline start ------------------------------------------------------------------------
+    // Service workers need a secure context (https, or localhost); elsewhere the page still queues.
+    var offline = G.readJSON('pin-offline');
+    if (offline.worker && 'serviceWorker' in navigator) {
+        navigator.serviceWorker.register(offline.worker, {scope: offline.scope}).catch(function (e) {
+            console.warn('gridmap: the pin page will not open offline:', e);
+        });
+        // Logging out forgets the kept page, so the next person on this phone does not see it.
+        Array.prototype.forEach.call(document.querySelectorAll('form[action$="/logout"]'), function (f) {
+            f.addEventListener('submit', function (e) {
+                if (!window.caches) { return; }
+                e.preventDefault();
+                caches.keys().then(function (names) {
+                    return Promise.all(names.filter(function (n) { return n.indexOf('gridmap-pin-') === 0; })
+                        .map(function (n) { return caches.open(n).then(function (c) { return c.delete(offline.scope); }); }));
+                }).catch(function () {}).then(function () { f.submit(); });
+            });
+        });
+    }
 
     renderQueue();
     flush();
