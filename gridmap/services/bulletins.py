@@ -15,6 +15,9 @@ Definitions (stated on every bulletin):
   the village (to the town, county or above, or resolved there), no safety accident, no criminal
   case and no serious public-order case (severity 3 or more);
 * inspections: see :func:`gridmap.analysis.inspections.inspections_due_in_period`;
+* patrol: see :func:`gridmap.services.patrol.division_patrol_summary` -- patrol minutes placed
+  where they were spent, and the high-risk grids (as on the coverage page) visited in the period
+  and not visited in the ``patrol_hours`` before its end;
 * the town score is 100 × (0.4 × "三零" rate + 0.3 × on-time rate + 0.3 × inspection rate), a rate
   with nothing to count being 1.
 """
@@ -35,18 +38,23 @@ from gridmap.analysis.inspections import inspections_due_in_period
 from gridmap.catalog import BULLETIN_SECTION_ZH, BULLETIN_SECTIONS, CATEGORIES, ROLE_ZH
 from gridmap.maps.registries import render_bulletin_map
 from gridmap.models import County, Incident, Inspection, LegalActivity, Place, Town, User, Village
+from gridmap.services import patrol, risk
 from gridmap.services.errors import Forbidden, ValidationError
 from gridmap.services.incidents import CHINA_TZ
 
 BULLETIN_ROLES = ("admin", "county_officer", "viewer")
 THREE_ZERO_TARGET = 0.80
 SCORE_WEIGHTS = {"three_zero": 0.4, "on_time": 0.3, "inspections": 0.3}
+DEFAULT_PATROL_HOURS = 24.0
 DEFINITIONS = (
     "事件数按上报日期统计，不含重复上报；受理、办结、结案数按各环节发生日期统计；按期办结指办结时间不晚于办理期限。",
     "超期：已受理、期末（或当前，取较早者）已过办理期限且尚未办结的案件。",
     "“三零”按事件发生日期统计（不含不予受理和重复）：无上交到乡镇及以上（或在乡镇及以上化解）的信访、无安全事故、"
     "无刑事案件和严重治安案件（严重程度≥3）。",
     "巡检：期初之前最近一次检查（无检查则登记日）加检查周期，落在期末之前的场所为应检场所；期内有检查记录即为已检。",
+    "巡逻：巡逻时长为各轨迹相邻定位点的间隔之和（超过断档阈值的间隔不计），计入前一定位点所在的乡镇或村（社区）；"
+    "高风险网格为期末前风险等级达到阈值或为热点（Gi*）的网格，期内有定位点到达网格边界阈值距离内即为已到访；"
+    "“超时未巡逻”指期末（或当前）前所设小时数内没有到访。",
     "乡镇得分 = 100 ×（0.4 × “三零”达标率 + 0.3 × 按期办结率 + 0.3 × 巡检完成率）；分母为零时该率按 1 计。",
 )
 
@@ -111,11 +119,14 @@ class BulletinRequest:
     town: str | None
     title: str
     sections: tuple[str, ...]
+    patrol_hours: float = DEFAULT_PATROL_HOURS
 
 
 def parse_request(session: Session, args: Mapping, today: date) -> BulletinRequest:
     """``period=2023-05`` (a month) or ``start``/``end`` dates; ``town`` (12 digits) or the county;
-    ``title`` (the campaign, e.g. “六防六促”专项行动); ``sections`` a comma list of BULLETIN_SECTIONS."""
+    ``title`` (the campaign, e.g. “六防六促”专项行动); ``sections`` a comma list of BULLETIN_SECTIONS;
+    ``patrol_hours`` (1-2400, default 24): high-risk grids not visited in so many hours before the
+    period's end are counted in the patrol section."""
     from gridmap.services.registries import _text, parse_date
 
     period = (args.get("period") or "").strip()
@@ -150,7 +161,14 @@ def parse_request(session: Session, args: Mapping, today: date) -> BulletinReque
                               "sections")
     sections = tuple(s for s in BULLETIN_SECTIONS if s in chosen) if chosen else BULLETIN_SECTIONS
     title = _text(args, "title", 100) or "定期通报"
-    return BulletinRequest(start, end, town, title, sections)
+    raw_hours = str(args.get("patrol_hours") or "").strip()
+    try:
+        patrol_hours = float(raw_hours) if raw_hours else DEFAULT_PATROL_HOURS
+    except ValueError:
+        raise ValidationError("patrol_hours must be a number of hours", "patrol_hours") from None
+    if not 1 <= patrol_hours <= 2400:
+        raise ValidationError("patrol_hours must be between 1 and 2400", "patrol_hours")
+    return BulletinRequest(start, end, town, title, sections, patrol_hours)
 
 
 def require_bulletin_access(user: User, town: str | None) -> None:
@@ -267,16 +285,36 @@ def activity_numbers(session: Session, start: date, end: date) -> pd.DataFrame:
     return frame
 
 
-def patrol_numbers(session: Session, start: date, end: date):
-    """Patrol coverage per town, where the patrol module records it; None when it does not."""
-    try:
-        from gridmap.services import patrol
-    except ImportError:
-        return None
-    summary = getattr(patrol, "town_patrol_summary", None)
-    if summary is None:
-        return None
-    return summary(session, start, end)
+def patrol_numbers(session: Session, start: date, end: date, now: datetime, *, town: str | None = None,
+                   hours: float = DEFAULT_PATROL_HOURS, settings: patrol.PatrolSettings | None = None,
+                   risk_settings: risk.RiskSettings | None = None) -> pd.DataFrame:
+    """Per town (or per village of ``town``): patrol minutes, high-risk grids, how many were visited
+    in the period and how many not in the ``hours`` before its end (or now, if earlier)."""
+    lower, upper, cut = _bounds(start, end, now)
+    return patrol.division_patrol_summary(session, lower, upper, town=town, stale_hours=hours, settings=settings,
+                                          risk_settings=risk_settings, now=cut)
+
+
+def patrol_section(frame: pd.DataFrame, unit_label: str, hours: float) -> Section:
+    """The patrol table of a bulletin, with its total (the share from the summed grids)."""
+    columns = [("name", unit_label), ("patrol_minutes", "巡逻时长（分钟）"), ("patrol_minutes_per_day", "日均巡逻（分钟）"),
+               ("high_risk_grids", "高风险网格"), ("high_risk_visited", "期内已到访"),
+               ("high_risk_visited_share", "到访率"), ("high_risk_not_visited", f"超过 {hours:g} 小时未巡逻")]
+    rows = _records(frame, columns)
+    for row in rows:
+        row["patrol_minutes"] = round(float(row["patrol_minutes"]), 1)
+        row["patrol_minutes_per_day"] = round(float(row["patrol_minutes_per_day"]), 1)
+        share = row["high_risk_visited_share"]
+        row["high_risk_visited_share"] = "—" if share is None or pd.isna(share) else _pct(share)
+    grids, visited = int(frame["high_risk_grids"].sum()), int(frame["high_risk_visited"].sum())
+    total = {"code": "", "name": "合计", "patrol_minutes": round(float(frame["patrol_minutes"].sum()), 1),
+             "patrol_minutes_per_day": round(float(frame["patrol_minutes_per_day"].sum()), 1),
+             "high_risk_grids": grids,
+             "high_risk_visited": visited, "high_risk_visited_share": _pct(visited / grids) if grids else "—",
+             "high_risk_not_visited": int(frame["high_risk_not_visited"].sum())}
+    note = (f"巡逻时长计入定位点所在的{unit_label}；高风险网格含热点网格；“超过 {hours:g} 小时未巡逻”按期末"
+            "（或当前，取较早者）计，含期内从未到访的网格。")
+    return Section("patrol", BULLETIN_SECTION_ZH["patrol"], columns, rows, total, note=note)
 
 
 def _rate(numerator, denominator) -> float:
@@ -344,9 +382,11 @@ def _total(frame: pd.DataFrame, columns: list[tuple[str, str]], label: str = "�
 
 
 def build_bulletin(session: Session, user: User | None, request: BulletinRequest,
-                   now: datetime | None = None) -> Bulletin:
+                   now: datetime | None = None, *, patrol_settings: patrol.PatrolSettings | None = None,
+                   risk_settings: risk.RiskSettings | None = None) -> Bulletin:
     """Compute a bulletin for ``request`` (a town, or the county when ``request.town`` is None);
-    ``user`` None is the operator at the command line."""
+    ``user`` None is the operator at the command line. ``patrol_settings`` and ``risk_settings``
+    (the deployment's, by default their defaults) define visits and high-risk grids."""
     if user is not None:
         require_bulletin_access(user, request.town)
     now = now or datetime.now(CHINA_TZ)
@@ -421,13 +461,12 @@ def build_bulletin(session: Session, user: User | None, request: BulletinRequest
         total = _total(totals_source, columns)
         total["inspection_rate"] = _pct(_rate(total["done"], total["owed"]))
         sections.append(Section("inspections", BULLETIN_SECTION_ZH["inspections"], columns, rows, total))
+    patrol_frame = None
     if "patrol" in request.sections:
-        patrol = patrol_numbers(session, request.start, request.end)
-        if patrol is None:
-            sections.append(Section("patrol", BULLETIN_SECTION_ZH["patrol"], [("name", unit_label)], [],
-                                    note="本期无巡逻轨迹数据（巡逻模块未记录）。"))
-        else:
-            sections.append(patrol)
+        patrol_frame = patrol_numbers(session, request.start, request.end, now, town=request.town,
+                                      hours=request.patrol_hours, settings=patrol_settings,
+                                      risk_settings=risk_settings)
+        sections.append(patrol_section(patrol_frame, unit_label, request.patrol_hours))
     if "publicity" in request.sections:
         columns = [("name", unit_label), ("activities", "活动次数"), ("audience", "受众人数")]
         rows = _records(scope_units, columns)
@@ -471,6 +510,16 @@ def build_bulletin(session: Session, user: User | None, request: BulletinRequest
                ("“三零”达标", f"{met}/{total_villages} 个村（社区），{_pct(_rate(met, total_villages))}"),
                ("重点场所巡检", f"应检 {owed} 处，已检 {done} 处，完成率 {_pct(_rate(done, owed))}"),
                ("普法活动", f"{numbers['activities']} 场，受众 {numbers['audience']} 人次")]
+    if patrol_frame is not None:
+        grids, visited = int(patrol_frame["high_risk_grids"].sum()), int(patrol_frame["high_risk_visited"].sum())
+        stale = int(patrol_frame["high_risk_not_visited"].sum())
+        minutes = float(patrol_frame["patrol_minutes"].sum())
+        numbers["patrol"] = {"patrol_minutes": round(minutes, 1), "high_risk_grids": grids,
+                             "high_risk_visited": visited, "high_risk_not_visited": stale,
+                             "hours": request.patrol_hours}
+        summary.append(("巡逻覆盖", f"巡逻 {minutes / 60:,.1f} 小时；高风险网格 {grids} 个，期内到访 {visited} 个"
+                        f"（{_pct(visited / grids) if grids else '—'}），超过 {request.patrol_hours:g} 小时未巡逻 "
+                        f"{stale} 个"))
     if request.town:
         rank = int(towns.loc[request.town, "rank"])
         numbers["rank"] = rank

@@ -42,7 +42,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from gridmap.analysis.coverage import (CoverageError, daily_patrol_minutes, grid_coverage, hotspot_coverage,
-                                       zone_coverage)
+                                       patrol_intervals, zone_coverage)
 from gridmap.analysis.routing import (RoadNetwork, RoutePlan, RoutingError, build_road_network, choose_candidates,
                                       plan_route, road_network_travel, route_to_gpx, straight_line_travel)
 from gridmap.analysis.tracks import TrackError, clean_fixes, project_geometries, read_track
@@ -700,7 +700,7 @@ def compute_coverage(session: Session, user: User | None, period: risk.Period, z
     zone_of = grid_zones(session)
     all_grids["zone_code"] = zone_of.reindex(all_grids["code"]).to_numpy()
     all_grids["hotspot"] = all_grids["gi_bin"] > 0
-    all_grids["high_risk"] = (all_grids["risk_level"] >= settings.high_risk_level) | all_grids["hotspot"]
+    all_grids["high_risk"] = high_risk_grids(all_grids, settings)
     grids = all_grids if wanted is None else all_grids.loc[all_grids["zone_code"].isin(wanted)]
     grids = grids.reset_index(drop=True)
     hotspots = hotspot_clusters(all_grids)
@@ -768,6 +768,92 @@ def not_visited(result: CoverageResult, hours: float, *, high_risk_only: bool = 
     if high_risk_only:
         stale &= grids["high_risk"]
     return grids.loc[stale].sort_values(["risk_level", "score"], ascending=False)
+
+
+def high_risk_grids(grids: pd.DataFrame, settings: PatrolSettings) -> pd.Series:
+    """Whether each grid of a risk table is high-risk: its level at least ``high_risk_level``, or a Gi*
+    hot spot. One definition for the coverage page and the bulletins."""
+    return (grids["risk_level"] >= settings.high_risk_level) | (grids["gi_bin"] > 0)
+
+
+DIVISION_PATROL_COLUMNS = ["name", "grids", "high_risk_grids", "high_risk_visited", "high_risk_visited_share",
+                           "high_risk_not_visited", "patrol_minutes", "patrol_minutes_per_day"]
+
+
+def division_patrol_summary(session: Session, start: datetime, end: datetime, *, town: str | None = None,
+                            stale_hours: float = 24.0, settings: PatrolSettings | None = None,
+                            risk_settings: risk.RiskSettings | None = None,
+                            now: datetime | None = None) -> pd.DataFrame:
+    """Patrol coverage per town (county-wide), or per village of ``town``, over ``[start, end)``.
+
+    Figures, every division included (zeros where nobody patrolled):
+
+    * ``patrol_minutes``: patrol time (:func:`~gridmap.analysis.coverage.patrol_intervals`, gaps over
+      ``gap_minutes`` left out) of every track, each interval placed in the division holding its
+      first fix; ``patrol_minutes_per_day`` divides by the days of the period up to ``now``;
+    * ``high_risk_grids``: grids at risk level ``high_risk_level`` or more, or Gi* hot spots, by the
+      county-wide risk of the ``default_days`` before ``end`` (as on the coverage page);
+    * ``high_risk_visited`` / ``high_risk_visited_share``: of those, visited at least once in the
+      period (:func:`~gridmap.analysis.coverage.grid_coverage`; NaN share without high-risk grids);
+    * ``high_risk_not_visited``: of those, not visited in the ``stale_hours`` before
+      ``min(end, now)`` (or not at all in the period).
+
+    Aggregates only: no officer, unit or track leaves this function.
+    """
+    settings = settings or PatrolSettings()
+    if not 0 < stale_hours <= 2400:
+        raise ValidationError("patrol_hours must be between 1 and 2400 hours", "patrol_hours")
+    now = min(now or datetime.now(timezone.utc), end)
+    if now <= start:
+        raise ValidationError("the period has not begun", "start")
+    grids = risk_for(session, end, risk_settings or risk.RiskSettings()).grids
+    if town is None:
+        key = "town_code"
+        units_query = select(Town.code, Town.name, Town.geom).order_by(Town.code)
+    else:
+        key = "village_code"
+        units_query = select(Village.code, Village.name, Village.geom).where(Village.town_code == town) \
+            .order_by(Village.code)
+        grids = grids.loc[grids["town_code"] == town]
+    units = gpd.read_postgis(units_query, session.connection(), geom_col="geom").set_index("code")
+    grids = grids.assign(high_risk=high_risk_grids(grids, settings).to_numpy())
+    high = grids.loc[grids["high_risk"], ["code", key, "geometry"]].reset_index(drop=True)
+
+    fixes = load_fixes(session, start, now)
+    try:
+        visits = grid_coverage(fixes, high[["code", "geometry"]], start=start, end=end, now=now,
+                               visit_distance_m=settings.visit_distance_m, gap_minutes=settings.gap_minutes,
+                               metric_crs=settings.metric_crs)
+        intervals = patrol_intervals(fixes, gap_minutes=settings.gap_minutes, start=start, end=now)
+    except CoverageError as exc:
+        raise ValidationError(str(exc), None) from exc
+    high = high.join(visits[["visits", "hours_since_last_visit"]], on="code")
+    since = high["hours_since_last_visit"]
+    high["visited"] = high["visits"] > 0
+    high["stale"] = since.isna() | (since >= stale_hours)
+
+    # Each interval goes to the division holding its first fix (divisions tile the county). A few dozen
+    # prepared polygons tested against all points at once are several times faster than an STRtree query.
+    lon, lat = intervals["lon"].to_numpy(dtype=float), intervals["lat"].to_numpy(dtype=float)
+    unit_of = np.full(len(intervals), -1)
+    for k, geometry in enumerate(units.geometry.to_numpy()):
+        shapely.prepare(geometry)
+        unit_of[(unit_of < 0) & shapely.contains_xy(geometry, lon, lat)] = k
+    placed = unit_of >= 0
+    minutes = pd.Series(intervals["minutes"].to_numpy()[placed], index=units.index.to_numpy()[unit_of[placed]])
+
+    out = pd.DataFrame(index=pd.Index(units.index, name="code"))
+    out["name"] = units["name"]
+    out["grids"] = grids.groupby(key).size().reindex(out.index, fill_value=0).astype("int64")
+    by_unit = high.groupby(key)
+    out["high_risk_grids"] = by_unit.size().reindex(out.index, fill_value=0).astype("int64")
+    out["high_risk_visited"] = by_unit["visited"].sum().reindex(out.index, fill_value=0).astype("int64")
+    out["high_risk_visited_share"] = (out["high_risk_visited"]
+                                      / out["high_risk_grids"].where(out["high_risk_grids"] > 0)).astype("float64")
+    out["high_risk_not_visited"] = by_unit["stale"].sum().reindex(out.index, fill_value=0).astype("int64")
+    out["patrol_minutes"] = minutes.groupby(level=0).sum().reindex(out.index, fill_value=0.0).astype("float64")
+    out["patrol_minutes_per_day"] = out["patrol_minutes"] / ((now - start).total_seconds() / 86400)
+    return out[DIVISION_PATROL_COLUMNS]
 
 
 def coverage_json(result: CoverageResult) -> dict:
