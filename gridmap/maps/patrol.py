@@ -2,7 +2,8 @@
 N hours" highlight), the tracks, hot spots outlined; and a planned route with its numbered stops.
 
 Data reach the browser as JSON; every text in it goes through ``gmEscape`` before it is put into a
-tooltip, popup or control.
+tooltip, popup or control. The words the browser shows come from ``labels`` (Chinese by default,
+:data:`DEFAULT_LABELS`); the web layer passes them translated into the interface language.
 """
 from __future__ import annotations
 
@@ -20,22 +21,33 @@ from gridmap.maps.elements import ESCAPE_JS
 from gridmap.maps.home import base_map, inline_layer
 from gridmap.maps.incidents import script_json
 
+
+def N_(text: str) -> str:
+    """Marks a label for translation (``pybabel extract`` finds it); the web layer translates it."""
+    return text
+
+
 # Hours since the last visit: (upper bound, colour, label). Recently visited is green, neglected red.
-HOUR_CLASSES = ((6, "#1a9850", "6 小时内"), (12, "#91cf60", "6–12 小时"), (24, "#d9ef8b", "12–24 小时"),
-                (48, "#fee08b", "1–2 天"), (96, "#fc8d59", "2–4 天"), (None, "#d73027", "4 天以上"))
+HOUR_CLASSES = ((6, "#1a9850", N_("6 小时内")), (12, "#91cf60", N_("6–12 小时")), (24, "#d9ef8b", N_("12–24 小时")),
+                (48, "#fee08b", N_("1–2 天")), (96, "#fc8d59", N_("2–4 天")), (None, "#d73027", N_("4 天以上")))
 NEVER_COLOUR = "#67001f"
 HIGHLIGHT_COLOUR = "#e31a1c"
 HOTSPOT_OUTLINE = "#6a3d9a"
 TRACK_COLOUR = "#1f4e9c"
 ROUTE_COLOUR = "#c2185b"
 DEFAULT_LABELS = {
-    "never": "期间内未巡逻", "grid": "网格", "village": "村（社区）", "risk_level": "风险等级", "hotspot": "热点",
-    "yes": "是", "no": "否", "visits": "巡逻到访", "dwell": "停留合计（分钟）", "share_10_15": "10–15 分钟停留占比",
-    "since": "距上次巡逻", "hours": "小时", "longest_gap": "最长间隔（小时）", "last_visit": "最近一次",
-    "highlight": "未巡逻超过", "high_risk_only": "只看高风险网格", "stale_count": "{n} 个网格（其中高风险 {h} 个）",
-    "zone": "巡区", "officer": "巡逻人员/组", "time": "时间", "length": "里程（公里）", "fixes": "定位点",
-    "hotspot_title": "热点", "grids_in_hotspot": "网格", "arrival": "到达", "departure": "离开", "stop": "第 {n} 站",
-    "station": "出发（派出所）", "loading": "正在加载…",
+    "never": N_("期间内未巡逻"), "grid": N_("网格"), "village": N_("村（社区）"), "risk_level": N_("风险等级"),
+    "hotspot": N_("热点"), "yes": N_("是"), "no": N_("否"), "visits": N_("巡逻到访"), "dwell": N_("停留合计（分钟）"),
+    "share_10_15": N_("10–15 分钟停留占比"), "since": N_("距上次巡逻"), "hours": N_("小时"),
+    "longest_gap": N_("最长间隔（小时）"), "last_visit": N_("最近一次"), "highlight": N_("未巡逻超过"),
+    "high_risk_only": N_("只看高风险网格"), "stale_count": N_("{n} 个网格（其中高风险 {h} 个）"), "zone": N_("巡区"),
+    "officer": N_("巡逻人员/组"), "time": N_("时间"), "length": N_("里程（公里）"), "fixes": N_("定位点"),
+    "hotspot_title": N_("热点"), "grids_in_hotspot": N_("网格"), "arrival": N_("到达"), "departure": N_("离开"),
+    "stop": N_("第 {n} 站"), "station": N_("出发（派出所）"), "colon": N_("："), "loading": N_("正在加载…"),
+    # The coverage legend ({hours}: the highlight's starting threshold).
+    "legend_title": N_("距上次巡逻"), "legend_highlight": N_("红框：未巡逻超过所设小时数（默认 {hours}）"),
+    "legend_hotspot": N_("紫色虚线：热点（Gi*）"), "legend_tracks": N_("蓝线：巡逻轨迹"),
+    **{f"class_{i}": label for i, (_, _, label) in enumerate(HOUR_CLASSES)},
 }
 
 
@@ -255,16 +267,20 @@ class MapLegend(MacroElement):
         self.html_json = script_json(f"<b>{html.escape(title)}</b><br>{body}")
 
 
-def coverage_legend(hours: float) -> MapLegend:
-    rows = [(colour, label) for _, colour, label in HOUR_CLASSES]
-    rows += [(NEVER_COLOUR, DEFAULT_LABELS["never"]), (HIGHLIGHT_COLOUR, f"红框：未巡逻超过所设小时数（默认 {hours:g}）"),
-             (HOTSPOT_OUTLINE, "紫色虚线：热点（Gi*）"), (TRACK_COLOUR, "蓝线：巡逻轨迹")]
-    return MapLegend("距上次巡逻 Time since last visit", rows)
+def coverage_legend(hours: float, labels: dict | None = None) -> MapLegend:
+    """The coverage map's legend in the words of ``labels`` (see :data:`DEFAULT_LABELS`)."""
+    words = {**DEFAULT_LABELS, **(labels or {})}
+    rows = [(colour, words[f"class_{i}"]) for i, (_, colour, _) in enumerate(HOUR_CLASSES)]
+    rows += [(NEVER_COLOUR, words["never"]),
+             (HIGHLIGHT_COLOUR, words["legend_highlight"].replace("{hours}", f"{hours:g}")),
+             (HOTSPOT_OUTLINE, words["legend_hotspot"]), (TRACK_COLOUR, words["legend_tracks"])]
+    return MapLegend(words["legend_title"], rows)
 
 
 def build_coverage_map(*, bounds, grids: dict | None = None, grids_url: str | None = None, tracks_url: str,
                        hotspots: dict, zones: dict, stations: dict, hours: float = 24, high_risk_only: bool = True,
-                       basemap_url: str = "", basemap_attribution: str = "") -> folium.Map:
+                       labels: dict | None = None, basemap_url: str = "",
+                       basemap_attribution: str = "") -> folium.Map:
     """Build the patrol coverage map.
 
     Parameters
@@ -286,6 +302,9 @@ def build_coverage_map(*, bounds, grids: dict | None = None, grids_url: str | No
         Initial "not visited in N hours" threshold of the highlight control.
     high_risk_only : bool, default True
         Whether the highlight starts limited to high-risk grids.
+    labels : dict, optional
+        The words shown in tooltips, the highlight control and the legend, by the keys of
+        :data:`DEFAULT_LABELS` (Chinese where not given).
 
     Returns
     -------
@@ -294,16 +313,17 @@ def build_coverage_map(*, bounds, grids: dict | None = None, grids_url: str | No
     m = base_map(bounds, basemap_url, basemap_attribution)
     inline_layer(zones, "巡区 Patrol zones", {"color": "#1f4e9c", "weight": 2, "dashArray": "6 4", "fill": False,
                                              "interactive": False}).add_to(m)
-    CoverageGridLayer(data=grids, url=grids_url, hours=hours, high_risk_only=high_risk_only).add_to(m)
+    CoverageGridLayer(data=grids, url=grids_url, hours=hours, high_risk_only=high_risk_only,
+                      labels=labels).add_to(m)
     _hotspot_layer(hotspots).add_to(m)
-    TrackLines(tracks_url).add_to(m)
+    TrackLines(tracks_url, labels=labels).add_to(m)
     station_group = folium.FeatureGroup(name="派出所 Police stations").add_to(m)
     for f in stations["features"]:
         lon, lat = f["geometry"]["coordinates"]
         folium.Marker([lat, lon], icon=folium.Icon(color="cadetblue", icon="building-shield", prefix="fa"),
                       tooltip=html.escape(str(f["properties"]["name"]))).add_to(station_group)
     folium.LayerControl(collapsed=False, position="topleft").add_to(m)
-    coverage_legend(hours).add_to(m)
+    coverage_legend(hours, labels).add_to(m)
     return use_local_assets(m)
 
 
@@ -332,7 +352,7 @@ class RouteLayer(Layer):
             layer.gmPath = L.polyline(coords, {color: cfg.colour, weight: 4, opacity: 0.8}).addTo(layer);
             var station = L.marker([cfg.start[1], cfg.start[0]], {icon: L.divIcon({className: 'gm-station-icon',
                 html: '<div></div>', iconSize: [22, 22]}), zIndexOffset: 1000});
-            station.bindTooltip(gmEscape(L_.station + (cfg.station ? '：' + cfg.station : '')));
+            station.bindTooltip(gmEscape(L_.station + (cfg.station ? L_.colon + cfg.station : '')));
             station.addTo(layer);
             layer.gmStops = cfg.stops.map(function (s) {
                 var icon = L.divIcon({className: 'gm-stop-icon', iconSize: [28, 28], iconAnchor: [14, 14],
@@ -369,7 +389,7 @@ class RouteLayer(Layer):
             "labels": {**DEFAULT_LABELS, **(labels or {})}})
 
 
-def build_route_map(*, route: dict, zone: dict, stop_grids: dict, basemap_url: str = "",
+def build_route_map(*, route: dict, zone: dict, stop_grids: dict, labels: dict | None = None, basemap_url: str = "",
                     basemap_attribution: str = "") -> folium.Map:
     """Build the map of a planned route.
 
@@ -383,6 +403,8 @@ def build_route_map(*, route: dict, zone: dict, stop_grids: dict, basemap_url: s
         The patrol zone (FeatureCollection), outlined.
     stop_grids : dict
         The grids of the stops (FeatureCollection), shaded.
+    labels : dict, optional
+        The words of the stops' popups and tooltips, by the keys of :data:`DEFAULT_LABELS`.
 
     Returns
     -------
@@ -399,6 +421,6 @@ def build_route_map(*, route: dict, zone: dict, stop_grids: dict, basemap_url: s
     inline_layer(stop_grids, "停靠网格 Stop grids", {"color": ROUTE_COLOUR, "weight": 1, "fillOpacity": 0.15,
                                                    "interactive": False}).add_to(m)
     RouteLayer(path=route["path"]["coordinates"], stops=route["stops"], start=route["start"],
-               station=route.get("station_name")).add_to(m)
+               station=route.get("station_name"), labels=labels).add_to(m)
     folium.LayerControl(collapsed=False, position="topleft").add_to(m)
     return use_local_assets(m)

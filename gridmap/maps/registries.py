@@ -1,6 +1,11 @@
 """Maps of the registries: places by inspection status with the incidents their hazards opened,
 one place with its inspections' incidents, village-staff coverage gaps, legal-publicity activities;
-and the static map image of a bulletin (matplotlib, for Excel and PDF)."""
+and the static map image of a bulletin (matplotlib, for Excel and PDF).
+
+The words the browser builds into popups, tooltips and legends come from ``labels`` (Chinese by
+default, :data:`DEFAULT_LABELS`); the web layer passes them in the interface language. Values from
+the data (names, kinds, statuses) are shown as the API gives them.
+"""
 from __future__ import annotations
 
 import html
@@ -23,6 +28,27 @@ GAP_ZH = {"both": "缺民警和律师", "police": "缺驻村民警", "lawyer": "
 ACTIVITY_COLOURS = {"agencies": "#6a3d9a", "villages": "#33a02c", "communities": "#1f78b4", "schools": "#ff7f00",
                     "enterprises": "#e31a1c", "units": "#b15928"}
 HAZARD_COLOUR = "#7b3294"
+
+
+def N_(text: str) -> str:
+    """Marks a label for translation (``pybabel extract`` finds it); the web layer translates it."""
+    return text
+
+
+DEFAULT_LABELS = {
+    "kind": N_("类型"), "subkind": N_("细类"), "address": N_("地址"), "town": N_("乡镇"), "village": N_("村（社区）"),
+    "grid": N_("网格"), "grid_code": N_("网格编码"), "last_inspected": N_("上次检查"), "next_due": N_("应检日期"),
+    "status": N_("状态"), "category": N_("类别"), "place": N_("场所"), "inspection": N_("巡检记录"),
+    "found_at": N_("发现时间"), "open_case": N_("查看事件"), "inspect": N_("检查记录 / 登记检查"),
+    "police": N_("驻村民警"), "lawyer": N_("法律顾问"), "grid_worker": N_("网格员"), "mediator": N_("调解员"),
+    "elder": N_("五老"), "grids_without_worker": N_("无网格员网格"), "date": N_("日期"), "audience": N_("受众人数"),
+    "organiser": N_("主办"), "hazards": N_("隐患事件"), "staffing_legend": N_("一村一警一律师"),
+    "no_worker_outline": N_("黑色虚线：网格无网格员"), "publicity_legend": N_("法律六进"),
+}
+
+
+def _words(labels: dict | None) -> dict:
+    return {**DEFAULT_LABELS, **(labels or {})}
 
 
 def script_json(value) -> str:
@@ -124,30 +150,41 @@ class FetchedLayer(Layer):
             "minZoom": min_zoom})
 
 
-def _outlines(m: folium.Map, county: dict, towns: dict) -> None:
+def _outlines(m: folium.Map, county: dict, towns: dict, words: dict) -> None:
     folium.GeoJson(county, name="县界 County", style_function=lambda f: {
         "color": "#222", "weight": 3, "fill": False}).add_to(m)
     folium.GeoJson(towns, name="乡镇 Towns", style_function=lambda f: {
         "color": "#444", "weight": 1.5, "fillOpacity": 0.0},
-        tooltip=folium.GeoJsonTooltip(["name"], aliases=["乡镇"]) if towns["features"] else None).add_to(m)
+        tooltip=folium.GeoJsonTooltip(["name"], aliases=[html.escape(words["town"])]) if towns["features"] else None
+    ).add_to(m)
 
 
-PLACE_FIELDS = {"kind_zh": "类型", "subkind_zh": "细类", "address": "地址", "town_name": "乡镇",
-                "village_name": "村（社区）", "grid_code": "网格", "last_inspected": "上次检查",
-                "next_due": "应检日期", "status_zh": "状态"}
-HAZARD_FIELDS = {"category_zh": "类别", "status_zh": "状态", "place_name": "场所", "inspection_id": "巡检记录",
-                 "occurred_at": "发现时间"}
+# Popup rows: property -> key of the label in DEFAULT_LABELS.
+PLACE_FIELDS = {"kind_zh": "kind", "subkind_zh": "subkind", "address": "address", "town_name": "town",
+                "village_name": "village", "grid_code": "grid", "last_inspected": "last_inspected",
+                "next_due": "next_due", "status_zh": "status"}
+HAZARD_FIELDS = {"category_zh": "category", "status_zh": "status", "place_name": "place", "inspection_id": "inspection",
+                 "occurred_at": "found_at"}
+STAFFING_FIELDS = {"town_name": "town", "police": "police", "lawyer": "lawyer", "grid_worker": "grid_worker",
+                   "mediator": "mediator", "elder": "elder", "grids_without_worker": "grids_without_worker"}
+ACTIVITY_FIELDS = {"held_on": "date", "kind_zh": "kind", "audience": "audience", "organiser": "organiser",
+                   "village_name": "village", "town_name": "town"}
 
 
-def _hazard_layer(url: str, case_link: str | None, *, by_view: bool = True) -> FetchedLayer:
+def _fields(fields: dict, words: dict) -> dict:
+    return {prop: words[key] for prop, key in fields.items()}
+
+
+def _hazard_layer(url: str, case_link: str | None, words: dict, *, by_view: bool = True) -> FetchedLayer:
     return FetchedLayer(url, "隐患事件 Hazard incidents", "hazards", default_colour=HAZARD_COLOUR,
-                        fields=HAZARD_FIELDS, title_field="id", tooltip_field="category_zh", link=case_link,
-                        link_label="查看事件", radius=8, point_style={"color": "#fff", "weight": 2},
-                        by_view=by_view)
+                        fields=_fields(HAZARD_FIELDS, words), title_field="id", tooltip_field="category_zh",
+                        link=case_link, link_label=words["open_case"], radius=8,
+                        point_style={"color": "#fff", "weight": 2}, by_view=by_view)
 
 
 def build_places_map(*, bounds, county: dict, towns: dict, places_url: str, hazards_url: str, place_link: str,
-                     case_link: str | None = None, basemap_url: str = "", basemap_attribution: str = "") -> folium.Map:
+                     case_link: str | None = None, labels: dict | None = None, basemap_url: str = "",
+                     basemap_attribution: str = "") -> folium.Map:
     """Places coloured by inspection status (overdue, due, ok) and the incidents their inspections opened.
 
     Parameters
@@ -160,25 +197,28 @@ def build_places_map(*, bounds, county: dict, towns: dict, places_url: str, haza
         GeoJSON endpoints fetched for the current view.
     place_link, case_link : str
         Page URLs with ``__ID__`` for a place and for an incident.
+    labels : dict, optional
+        Words of popups, tooltips and the legend by the keys of :data:`DEFAULT_LABELS`.
 
     Returns
     -------
     folium.Map
     """
+    words = _words(labels)
     m = base_map(bounds, basemap_url, basemap_attribution)
-    _outlines(m, county, towns)
+    _outlines(m, county, towns, words)
     FetchedLayer(places_url, "重点场所 Places", "places", colour_by="status", colours=STATUS_COLOURS,
-                 fields=PLACE_FIELDS, title_field="name", tooltip_field="name", link=place_link,
-                 link_label="检查记录 / 登记检查").add_to(m)
-    _hazard_layer(hazards_url, case_link).add_to(m)
+                 fields=_fields(PLACE_FIELDS, words), title_field="name", tooltip_field="name", link=place_link,
+                 link_label=words["inspect"]).add_to(m)
+    _hazard_layer(hazards_url, case_link, words).add_to(m)
     folium.LayerControl(collapsed=False).add_to(m)
     Legend("巡检状态 Inspection", [(STATUS_COLOURS[s], INSPECTION_STATUS_ZH[s]) for s in ("overdue", "due", "ok")]
-           + [(HAZARD_COLOUR, "隐患事件")]).add_to(m)
+           + [(HAZARD_COLOUR, words["hazards"])]).add_to(m)
     return use_local_assets(m)
 
 
 def build_place_map(*, place: dict, hazards_url: str, case_link: str | None = None, grids_url: str | None = None,
-                    basemap_url: str = "", basemap_attribution: str = "") -> folium.Map:
+                    labels: dict | None = None, basemap_url: str = "", basemap_attribution: str = "") -> folium.Map:
     """One place (a GeoJSON Feature from the places API) and the incidents its inspections opened.
 
     Parameters
@@ -189,75 +229,82 @@ def build_place_map(*, place: dict, hazards_url: str, case_link: str | None = No
         GeoJSON endpoint of this place's hazard incidents.
     grids_url : str, optional
         GeoJSON endpoint of the grids, drawn for the view as context.
+    labels : dict, optional
+        As in :func:`build_places_map`.
 
     Returns
     -------
     folium.Map
     """
+    words = _words(labels)
     lon, lat = place["geometry"]["coordinates"]
     m = base_map((lon - 0.006, lat - 0.004, lon + 0.006, lat + 0.004), basemap_url, basemap_attribution)
     props = place["properties"]
     if grids_url:
         BboxGeoJson(grids_url, "网格 Grids", style={"color": "#e07b00", "weight": 1, "fillOpacity": 0.04},
-                    fields={"code": "网格编码", "name": "网格"}).add_to(m)
+                    fields={"code": words["grid_code"], "name": words["grid"]}).add_to(m)
     colour = STATUS_COLOURS.get(props.get("status"), "#3388ff")
     folium.CircleMarker([lat, lon], radius=9, color="#333", weight=1, fill=True, fill_color=colour,
                         fill_opacity=0.9, tooltip=html.escape(props["name"])).add_to(m)
-    _hazard_layer(hazards_url, case_link, by_view=False).add_to(m)
+    _hazard_layer(hazards_url, case_link, words, by_view=False).add_to(m)
     return use_local_assets(m)
 
 
 def build_coverage_map(*, bounds, county: dict, towns: dict, villages_url: str, grids_url: str,
-                       basemap_url: str = "", basemap_attribution: str = "") -> folium.Map:
+                       labels: dict | None = None, basemap_url: str = "", basemap_attribution: str = "") -> folium.Map:
     """Villages coloured by what they lack ("一村一警一律师") and grids without a grid worker.
 
     Parameters
     ----------
     villages_url, grids_url : str
         GeoJSON endpoints of the coverage layers (villages with ``gap``, uncovered grids).
+    labels : dict, optional
+        As in :func:`build_places_map`.
 
     Returns
     -------
     folium.Map
     """
+    words = _words(labels)
     m = base_map(bounds, basemap_url, basemap_attribution)
-    _outlines(m, county, towns)
+    _outlines(m, county, towns, words)
     FetchedLayer(villages_url, "村（社区）配备 Villages", "coverage_villages", colour_by="gap", colours=GAP_COLOURS,
-                 fields={"town_name": "乡镇", "police": "驻村民警", "lawyer": "法律顾问", "grid_worker": "网格员",
-                         "mediator": "调解员", "elder": "五老", "grids_without_worker": "无网格员网格"},
-                 title_field="name", tooltip_field="name", style={"color": "#555", "weight": 0.8, "fillOpacity": 0.55},
+                 fields=_fields(STAFFING_FIELDS, words), title_field="name", tooltip_field="name", style={"color": "#555", "weight": 0.8, "fillOpacity": 0.55},
                  by_view=False).add_to(m)
     FetchedLayer(grids_url, "无网格员网格 Grids without worker", "coverage_grids", default_colour="#000000",
-                 fields={"village_name": "村（社区）", "code": "网格编码"}, title_field="name", tooltip_field="code",
+                 fields={"village_name": words["village"], "code": words["grid_code"]}, title_field="name",
+                 tooltip_field="code",
                  style={"color": "#000", "weight": 2, "dashArray": "4 3", "fillOpacity": 0.0},
                  by_view=False).add_to(m)
     folium.LayerControl(collapsed=False).add_to(m)
-    Legend("一村一警一律师", [(GAP_COLOURS[k], GAP_ZH[k]) for k in ("both", "police", "lawyer", "none")]
-           + [("#ffffff", "黑色虚线：网格无网格员")]).add_to(m)
+    Legend(words["staffing_legend"], [(GAP_COLOURS[k], GAP_ZH[k]) for k in ("both", "police", "lawyer", "none")]
+           + [("#ffffff", words["no_worker_outline"])]).add_to(m)
     return use_local_assets(m)
 
 
-def build_activities_map(*, bounds, county: dict, towns: dict, activities_url: str, basemap_url: str = "",
-                         basemap_attribution: str = "") -> folium.Map:
+def build_activities_map(*, bounds, county: dict, towns: dict, activities_url: str, labels: dict | None = None,
+                         basemap_url: str = "", basemap_attribution: str = "") -> folium.Map:
     """Legal-publicity activities of a period, coloured by kind ("法律六进"), sized by audience.
 
     Parameters
     ----------
     activities_url : str
         GeoJSON endpoint (with the period in its query) fetched for the current view.
+    labels : dict, optional
+        As in :func:`build_places_map`.
 
     Returns
     -------
     folium.Map
     """
+    words = _words(labels)
     m = base_map(bounds, basemap_url, basemap_attribution)
-    _outlines(m, county, towns)
+    _outlines(m, county, towns, words)
     FetchedLayer(activities_url, "普法活动 Activities", "activities", colour_by="kind", colours=ACTIVITY_COLOURS,
-                 fields={"held_on": "日期", "kind_zh": "类型", "audience": "受众人数", "organiser": "主办",
-                         "village_name": "村（社区）", "town_name": "乡镇"},
-                 title_field="title", tooltip_field="title", radius_by="audience").add_to(m)
+                 fields=_fields(ACTIVITY_FIELDS, words), title_field="title", tooltip_field="title",
+                 radius_by="audience").add_to(m)
     folium.LayerControl(collapsed=False).add_to(m)
-    Legend("法律六进", [(ACTIVITY_COLOURS[k], ACTIVITY_KIND_ZH[k]) for k in ACTIVITY_COLOURS]).add_to(m)
+    Legend(words["publicity_legend"], [(ACTIVITY_COLOURS[k], ACTIVITY_KIND_ZH[k]) for k in ACTIVITY_COLOURS]).add_to(m)
     return use_local_assets(m)
 
 

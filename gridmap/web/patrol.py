@@ -7,9 +7,10 @@ from datetime import timedelta
 
 from flask import (Blueprint, Response, abort, current_app, flash, jsonify, redirect, render_template, request,
                    url_for)
+from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
-from gridmap.maps.patrol import build_coverage_map, build_route_map
+from gridmap.maps.patrol import DEFAULT_LABELS, build_coverage_map, build_route_map
 from gridmap.maps.render import map_parts
 from gridmap.services import layers, patrol, risk
 from gridmap.services.errors import GridmapError, ValidationError
@@ -34,6 +35,11 @@ def _settings() -> patrol.PatrolSettings:
 
 def _risk_settings() -> risk.RiskSettings:
     return risk.RiskSettings.from_config(current_app.config)
+
+
+def _map_labels() -> dict:
+    """The patrol maps' words in the interface language (marked for extraction in maps.patrol)."""
+    return {key: _(text) for key, text in DEFAULT_LABELS.items()}
 
 
 
@@ -220,7 +226,7 @@ def coverage_page():
         if not 0 < hours <= 2400:
             raise ValueError
     except ValueError:
-        hours, error = 24.0, "hours: 请输入 1–2400 之间的小时数"
+        hours, error = 24.0, _("hours: 请输入 1–2400 之间的小时数")
     try:
         result = patrol.compute_coverage(session, user, period, zone, settings, _risk_settings())
     except GridmapError as err:
@@ -241,7 +247,7 @@ def coverage_page():
         grids_url=None if inline else url_for("patrol_api.coverage", format="geojson", **args),
         tracks_url=url_for("patrol_api.tracks_index", format="geojson", **args),
         hotspots=patrol.coverage_geojson(result, "hotspots"), zones=zones_fc,
-        stations=layers.layer_geojson(session, user, "stations"), hours=hours, **_basemap())
+        stations=layers.layer_geojson(session, user, "stations"), hours=hours, labels=_map_labels(), **_basemap())
     stale = patrol.not_visited(result, hours)
     zones = risk.records(result.zones, "zone_code")
     daily = None
@@ -307,7 +313,8 @@ def route_page(route_id: int):
     body = patrol.route_json(session, user, route)
     zone = layers.layer_geojson(session, user, "patrol-zones", simplify_m=5)
     zone = {"type": "FeatureCollection", "features": [f for f in zone["features"] if f["id"] == route.zone_code]}
-    m = build_route_map(route=body, zone=zone, stop_grids=patrol.route_grids_geojson(session, route), **_basemap())
+    m = build_route_map(route=body, zone=zone, stop_grids=patrol.route_grids_geojson(session, route),
+                        labels=_map_labels(), **_basemap())
     shift_end = route.shift_start + timedelta(minutes=route.shift_minutes)
     return render_template("patrol/route.html", map=map_parts(m), route=body, shift_end=shift_end.astimezone(CHINA_TZ),
                            can_write=_can_write())

@@ -10,16 +10,18 @@ from pathlib import Path
 
 from flask import (Blueprint, Response, abort, current_app, flash, jsonify, redirect, render_template, request,
                    url_for)
+from flask_babel import gettext as _
 from flask_login import login_required
 from werkzeug.utils import secure_filename
 
 from gridmap.catalog import (ACTIVITY_KIND_ZH, BULLETIN_SECTION_ZH, BULLETIN_SECTIONS, INSPECTION_CHECKLISTS,
                              INSPECTION_STATUS_ZH, PLACE_KIND_ZH, PLACE_SUBKINDS, REVIEW_CHECKLIST, REVIEW_METHOD_ZH,
                              STAFF_ROLE_ZH)
-from gridmap.maps.registries import build_activities_map, build_coverage_map, build_place_map, build_places_map
+from gridmap.maps.registries import (DEFAULT_LABELS, build_activities_map, build_coverage_map, build_place_map,
+                                     build_places_map)
 from gridmap.maps.render import map_parts
 from gridmap.models import Town
-from gridmap.services import bulletins, case_review, layers, registries
+from gridmap.services import bulletins, case_review, layers, patrol, registries, risk
 from gridmap.services.errors import Forbidden, GridmapError, NotFound, ValidationError
 from gridmap.services.importing import SourceOptions
 from gridmap.web import api, db_session
@@ -245,9 +247,20 @@ def activities_per_village():
 
 # --- API: bulletins and reviews ---------------------------------------------------------------
 
+def _map_labels() -> dict:
+    """The registry maps' words in the interface language (marked for extraction in maps.registries)."""
+    return {key: _(text) for key, text in DEFAULT_LABELS.items()}
+
+
+def _bulletin_settings() -> dict:
+    """The deployment's patrol and risk settings, so a bulletin's patrol figures match the coverage page."""
+    return {"patrol_settings": patrol.PatrolSettings.from_config(current_app.config),
+            "risk_settings": risk.RiskSettings.from_config(current_app.config)}
+
+
 def _bulletin_response(session, user, args, fmt: str):
     request_ = bulletins.parse_request(session, args, registries.today_in_china())
-    bulletin = bulletins.build_bulletin(session, user, request_)
+    bulletin = bulletins.build_bulletin(session, user, request_, **_bulletin_settings())
     if fmt == "json":
         return jsonify(bulletin.as_dict())
     if fmt not in ("xlsx", "pdf", "png"):
@@ -354,7 +367,7 @@ def places_page():
                          places_url=url_for("registries_api.places_index", fields=PLACE_MAP_FIELDS, **args),
                          hazards_url=url_for("registries_api.inspections_incidents"),
                          place_link=url_for("registries.place_page", place_id=0).replace("/0", "/__ID__"),
-                         case_link=_case_link(), **_basemap())
+                         case_link=_case_link(), labels=_map_labels(), **_basemap())
     return render_template("registries/places.html", map=map_parts(m), filters=filters, args=args, by=by,
                            summary=registries.due_summary(session, user, by, filters),
                            places=registries.place_list(session, user, filters)[:300], towns=_towns(session),
@@ -385,7 +398,8 @@ def place_page(place_id: int):
     feature = _place_feature(session, user, place_id)
     props = feature["properties"]
     m = build_place_map(place=feature, hazards_url=url_for("registries_api.inspections_incidents", place_id=place_id),
-                        case_link=_case_link(), grids_url=url_for("api.layer", name="grids"), **_basemap())
+                        case_link=_case_link(), grids_url=url_for("api.layer", name="grids"), labels=_map_labels(),
+                        **_basemap())
     return render_template("registries/place.html", map=map_parts(m), place=props,
                            checklist=INSPECTION_CHECKLISTS[props["kind"]],
                            inspections=registries.list_inspections(session, user, place_id=place_id),
@@ -426,7 +440,8 @@ def staff_page():
     coverage = registries.staff_coverage(session, user, town=town)
     m = build_coverage_map(**_outline_layers(session, user),
                            villages_url=url_for("registries_api.staff_coverage_geojson", layer="villages"),
-                           grids_url=url_for("registries_api.staff_coverage_geojson", layer="grids"), **_basemap())
+                           grids_url=url_for("registries_api.staff_coverage_geojson", layer="grids"),
+                           labels=_map_labels(), **_basemap())
     gaps = [v for v in coverage["villages"] if v["missing_police"] or v["missing_lawyer"]]
     staff = registries.list_staff(session, user, town=town, role=role) if town or role else []
     return render_template("registries/staff.html", map=map_parts(m), coverage=coverage, gaps=gaps, staff=staff,
@@ -458,7 +473,8 @@ def activities_page():
     start, end = _period_args()
     period = {"from": start.isoformat(), "to": end.isoformat()}
     m = build_activities_map(**_outline_layers(session, user),
-                             activities_url=url_for("registries_api.activities_index", **period), **_basemap())
+                             activities_url=url_for("registries_api.activities_index", **period),
+                             labels=_map_labels(), **_basemap())
     return render_template("registries/activities.html", map=map_parts(m), period=period,
                            per_village=registries.activities_per_village(session, user, start, end),
                            activities=registries.activities_geojson(session, user, start=start, end=end,
@@ -500,7 +516,8 @@ def bulletins_page():
     if "period" in args or "start" in args:
         args["sections"] = ",".join(request.args.getlist("sections")) or args.get("sections", "")
         try:
-            bulletin = bulletins.build_bulletin(session, user, bulletins.parse_request(session, args, today))
+            bulletin = bulletins.build_bulletin(session, user, bulletins.parse_request(session, args, today),
+                                                **_bulletin_settings())
         except GridmapError as err:
             error = err
     files = {fmt: url_for("registries_api.bulletins_get", format=fmt, **{k: v for k, v in args.items() if v})

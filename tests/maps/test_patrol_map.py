@@ -132,3 +132,17 @@ def test_route_map_assets_are_local():
     html = route_html()
     urls = re.findall(r'(?:src|href)="([^"]+\.(?:js|css))"', html)
     assert urls and all(u.startswith("/vendor/") for u in urls), urls
+
+
+def test_labels_reach_the_scripts_and_the_legend_escaped():
+    from gridmap.maps.patrol import DEFAULT_LABELS
+
+    english = {key: f"EN:{key}" for key in DEFAULT_LABELS}
+    english["legend_highlight"] = "Outlined: over {hours} h " + EVIL
+    m = build_coverage_map(bounds=(113.0, 33.8, 113.1, 33.9), grids=fc(grid("410421102204001", 113.0, 5.0)),
+                           tracks_url="/t", hotspots=fc(), zones=fc(), stations=fc(), hours=36, labels=english)
+    page = m.get_root().render()
+    assert '"highlight": "EN:highlight"' in page and '"stale_count": "EN:stale_count"' in page
+    assert "EN:legend_title" in page and "EN:class_0" in page and "Outlined: over 36 h" in page
+    assert "\\u0026lt;img src=x" in page and EVIL not in page  # escaped into the legend, then JSON
+    assert "红框" not in page and "距上次巡逻" not in page and "6 小时内" not in page
