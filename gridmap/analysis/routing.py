@@ -64,6 +64,8 @@ _MIN_STALL_ROUNDS = 20
 #: Rounds done even when the clock has run out (a few tens of ms): on a machine so busy
 #: that the matrix alone used the limit, they still lift the route by 2-3 %.
 _MIN_ROUNDS = 10
+#: Stands for a model time not computed yet (a road row the search has not needed).
+_UNKNOWN_TICKS = 2**40
 #: Share of ``time_limit_s`` kept for turning the route into a plan (the legs' paths).
 _PLAN_RESERVE_SHARE = 0.1
 
@@ -103,9 +105,12 @@ def _speed_m_per_min(speed_kmh: float, name: str) -> float:
     return float(speed_kmh) * 1000.0 / 60.0
 
 
-@dataclass(eq=False)
 class TravelTimes:
     """Travel minutes between a fixed list of points, and the path of each leg.
+
+    Road travel computes its rows on demand, one shortest-path search per point:
+    :func:`plan_route` asks only for the rows of the stops its search puts on a route
+    (about a quarter of 300 candidates), and ``minutes`` computes whatever is missing.
 
     Attributes
     ----------
@@ -118,16 +123,65 @@ class TravelTimes:
         ``"road"`` or ``"straight_line"``.
     labels : tuple of str
         A name per point, used in error messages.
+    symmetric : bool
+        Whether ``minutes[i, j] == minutes[j, i]`` (two-way roads, straight lines), so that
+        a row also gives the column.
     """
 
-    minutes: np.ndarray
-    points: np.ndarray
-    mode: str
-    labels: tuple[str, ...]
-    _path_fn: Callable[[int, int], list[tuple[float, float]]] = field(repr=False, default=None)
+    def __init__(self, minutes: np.ndarray | None, points: np.ndarray, mode: str, labels: Sequence[str],
+                 _path_fn: Callable[[int, int], list[tuple[float, float]]] | None = None, *,
+                 symmetric: bool = False, _rows_fn: Callable[[np.ndarray], np.ndarray] | None = None):
+        self.points = np.asarray(points)
+        self.mode = mode
+        self.labels = tuple(labels)
+        self.symmetric = bool(symmetric)
+        self._path_fn = _path_fn
+        self._rows_fn = _rows_fn
+        if minutes is None:
+            n = len(self.points)
+            self._matrix = np.full((n, n), np.nan)
+            self._known: np.ndarray | None = np.zeros(n, dtype=bool)
+        else:
+            self._matrix = np.asarray(minutes)
+            self._known = None
+
+    @property
+    def minutes(self) -> np.ndarray:
+        if self._known is not None:
+            self.rows(np.flatnonzero(~self._known))
+        return self._matrix
+
+    @property
+    def complete(self) -> bool:
+        """Whether every row is already computed."""
+        return self._known is None
+
+    @property
+    def computed_rows(self) -> int:
+        """How many rows are computed so far."""
+        return len(self.points) if self._known is None else int(self._known.sum())
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self._matrix.shape
+
+    def rows(self, indices: Sequence[int] | np.ndarray) -> np.ndarray:
+        """Rows ``indices`` of ``minutes``, computing only those not yet known."""
+        idx = np.asarray(indices, dtype=np.intp)
+        if self._known is not None:
+            missing = np.unique(idx[~self._known[idx]])
+            if len(missing):
+                self._matrix[missing] = self._rows_fn(missing)
+                self._known[missing] = True
+                if self._known.all():
+                    self._known = None
+        return self._matrix[idx]
 
     def __len__(self) -> int:
         return len(self.points)
+
+    def __repr__(self) -> str:
+        return f"TravelTimes(mode={self.mode!r}, points={len(self.points)}, complete={self.complete})"
 
     def path(self, i: int, j: int) -> list[tuple[float, float]]:
         """Lon/lat coordinates of the leg from point ``i`` to point ``j`` (both ends included)."""
@@ -167,7 +221,8 @@ def straight_line_travel(points_lonlat: Sequence[tuple[float, float]], speed_kmh
     x, y = transformer("EPSG:4326", metric_crs).transform(pts[:, 0], pts[:, 1])
     xy = np.column_stack([x, y])
     dist = np.sqrt(((xy[:, None, :] - xy[None, :, :]) ** 2).sum(axis=2))
-    return TravelTimes(minutes=dist / m_per_min, points=pts, mode="straight_line", labels=_labels(labels, len(pts)))
+    return TravelTimes(minutes=dist / m_per_min, points=pts, mode="straight_line", labels=_labels(labels, len(pts)),
+                       symmetric=True)
 
 
 @dataclass(eq=False)
@@ -201,6 +256,11 @@ class RoadNetwork:
     @property
     def n_edges(self) -> int:
         return self.graph.nnz // 2
+
+    @functools.cached_property
+    def two_way(self) -> bool:
+        """Whether every edge has the same time both ways (as build_road_network makes them)."""
+        return abs(self.graph - self.graph.T).nnz == 0
 
 
 def build_road_network(roads: gpd.GeoDataFrame, *, speed_column: str = "speed_kmh",
@@ -285,8 +345,9 @@ def road_network_travel(roads: gpd.GeoDataFrame | RoadNetwork, points_lonlat: Se
     """Travel times over a road network.
 
     Each point is snapped to its nearest road node; the leg between a point and its node
-    is covered in a straight line at ``default_speed_kmh``. Shortest paths come from one
-    multi-source Dijkstra run over the sparse graph, from the points' nodes only.
+    is covered in a straight line at ``default_speed_kmh``. Rows of the matrix are
+    computed when first asked for (``TravelTimes.rows``, or all of them by ``minutes``),
+    by Dijkstra over the sparse graph from the points' nodes only.
 
     Parameters
     ----------
@@ -337,19 +398,22 @@ def road_network_travel(roads: gpd.GeoDataFrame | RoadNetwork, points_lonlat: Se
         j = int(other[0])
         raise RoutingError(f"no road connects {names[0]} and {names[j]}")
     access = snap_dist / _speed_m_per_min(net.default_speed_kmh, "default_speed_kmh")
-    sources, source_of = np.unique(node, return_inverse=True)
-    # Distances only: keeping the shortest-path trees costs ~10 % more and tens of MB;
-    # the plan needs the paths of its few legs, rebuilt below from short searches.
-    dist = csgraph.dijkstra(net.graph, directed=True, indices=sources)
-    road = dist[source_of][:, node]
-    minutes = road + access[:, None] + access[None, :]
-    np.fill_diagonal(minutes, 0.0)
+
+    def rows(indices: np.ndarray) -> np.ndarray:
+        # one Dijkstra run per distinct road node, distances only (the plan rebuilds the
+        # few paths it needs from short searches, below)
+        sources, source_of = np.unique(node[indices], return_inverse=True)
+        dist = csgraph.dijkstra(net.graph, directed=True, indices=sources)
+        out = dist[source_of][:, node] + access[indices][:, None] + access[None, :]
+        out[np.arange(len(indices)), indices] = 0.0
+        return out
+
     trees: dict[int, tuple[float, np.ndarray]] = {}
 
     def path(i: int, j: int) -> list[tuple[float, float]]:
         s, t = int(node[i]), int(node[j])
         # a search from s that stops just past t's distance: a small area for a short leg
-        reach = float(road[i, j]) * (1 + 1e-9) + 1e-9
+        reach = float(tt.rows([i])[0, j] - access[i] - access[j]) * (1 + 1e-9) + 1e-9
         if s not in trees or trees[s][0] < reach:
             _, pred = csgraph.dijkstra(net.graph, directed=True, indices=s, limit=reach, return_predecessors=True)
             if t != s and pred[t] < 0:  # rounding put t just past the limit: search everything
@@ -365,7 +429,8 @@ def road_network_travel(roads: gpd.GeoDataFrame | RoadNetwork, points_lonlat: Se
         coords = [tuple(pts[i])] + list(zip(np.asarray(lon).tolist(), np.asarray(lat).tolist())) + [tuple(pts[j])]
         return _dedupe(coords)
 
-    return TravelTimes(minutes=minutes, points=pts, mode="road", labels=names, _path_fn=path)
+    tt = TravelTimes(None, pts, "road", names, path, symmetric=net.two_way, _rows_fn=rows)
+    return tt
 
 
 def _dedupe(coords: list[tuple[float, float]]) -> list[tuple[float, float]]:
@@ -528,12 +593,10 @@ def _exact_route(cost: np.ndarray, prize: np.ndarray, budget: int, max_stops: in
     return route[::-1]
 
 
-def _search_route(sub: np.ndarray, prize_sub: np.ndarray, budget: int, max_stops: int | None,
-                  time_limit_s: float, deadline: float) -> tuple[list[int], str]:
+def _search_route(search: OrienteeringSearch, time_limit_s: float, deadline: float) -> tuple[list[int], str]:
     """Iterated local search with a round budget; returns model nodes and a status."""
     rounds = max(1, int(round(_ROUNDS_PER_SECOND * time_limit_s)))
     stall = max(_MIN_STALL_ROUNDS, int(_STALL_SHARE * rounds))
-    search = OrienteeringSearch(sub, prize_sub, budget, max_stops, seed=0)
     route = search.run(rounds, deadline=deadline, stall_rounds=stall, min_rounds=min(_MIN_ROUNDS, rounds))
     if search.stalled:
         status = f"SEARCH_CONVERGED ({search.rounds} rounds)"
@@ -626,65 +689,105 @@ def plan_route(stops: pd.DataFrame, start: tuple[float, float], shift_minutes: f
             raise RoutingError(f"the travel function returned {type(tt).__name__}, not TravelTimes")
     else:
         raise RoutingError(f"travel must be TravelTimes or a function building it, got {type(travel).__name__}")
-    if tt.minutes.shape != (len(points), len(points)):
-        raise RoutingError(f"the travel matrix is {tt.minutes.shape[0]}x{tt.minutes.shape[1]} but there are "
+    if tt.shape != (len(points), len(points)):
+        raise RoutingError(f"the travel matrix is {tt.shape[0]}x{tt.shape[1]} but there are "
                            f"{len(points)} points (start + {len(table)} stops); build it over [start, *stops]")
     if not np.allclose(tt.points, points, atol=1e-9, rtol=0):
         raise RoutingError("the travel matrix was built for other points; build it over [start, *stops] in order")
-    minutes = np.asarray(tt.minutes, dtype="float64")
-    if not np.isfinite(minutes).all() or (minutes < 0).any():
-        bad = np.argwhere(~np.isfinite(minutes) | (minutes < 0))[0]
-        raise RoutingError(f"no route connects {tt.labels[bad[0]]} and {tt.labels[bad[1]]}")
+    # Road travel computes rows on demand: only the start's row now, then the rows of the
+    # stops the search puts on a route. Its times are the same both ways, so a stop's row
+    # is also its column. Any other matrix is read whole, as given.
+    lazy = not tt.complete and tt.symmetric
+
+    def travel_rows(idx: np.ndarray) -> np.ndarray:
+        minutes = np.asarray(tt.rows(idx), dtype="float64")
+        bad = ~np.isfinite(minutes) | (minutes < 0)
+        if bad.any():
+            r, c = np.argwhere(bad)[0]
+            raise RoutingError(f"no route connects {tt.labels[idx[r]]} and {tt.labels[c]}")
+        return minutes
+
+    if not lazy:
+        travel_rows(np.arange(len(points)))
+        to_point = np.asarray(tt.minutes, dtype="float64").T   # to_point[j] = minutes[:, j]
+
+    def ticks(minutes: np.ndarray) -> np.ndarray:
+        # integer milliseconds, rounded up so that the real time never exceeds the budget
+        return np.maximum(np.ceil(minutes * _TICKS_PER_MINUTE - 1e-6).astype(np.int64), 0)
 
     n = len(table)
     service = table["service_minutes"].to_numpy(dtype="float64")
     prize = table["prize"].to_numpy(dtype="float64")
     budget = int(math.floor(float(shift_minutes) * _TICKS_PER_MINUTE + 1e-6))
-    end = n + 1  # node index of the end (the start again, or a free end)
-    # integer milliseconds, rounded up so that the real time never exceeds the budget
-    travel_s = np.ceil(minutes * _TICKS_PER_MINUTE - 1e-6).astype(np.int64)
-    travel_s = np.maximum(travel_s, 0)
-    back = travel_s[:, 0] if return_to_start else np.zeros(n + 1, dtype=np.int64)
-    full = np.zeros((n + 2, n + 2), dtype=np.int64)
-    full[: n + 1, : n + 1] = travel_s
-    full[: n + 1, end] = back
-    full[end, :] = 0
-    service_s = np.zeros(n + 2, dtype=np.int64)
-    service_s[1 : n + 1] = np.ceil(service * _TICKS_PER_MINUTE - 1e-6).astype(np.int64)
-    transit = full + service_s[:, None]
-    transit[:, 0] = 0  # nobody travels back into the start node
-    np.fill_diagonal(transit, 0)
+    service_s = np.zeros(n + 1, dtype=np.int64)
+    service_s[1:] = np.ceil(service * _TICKS_PER_MINUTE - 1e-6).astype(np.int64)
+    from_start = ticks(travel_rows(np.array([0]))[0])
+    if return_to_start:
+        back = from_start if lazy else ticks(to_point[0])       # back[i]: from point i to the start
+    else:
+        back = np.zeros(n + 1, dtype=np.int64)
 
     # stops that fit the shift on their own; the rest stay out of the model
-    alone = transit[0, 1 : n + 1] + transit[1 : n + 1, end]
+    alone = from_start[1:] + service_s[1:] + back[1:]
     fits = np.flatnonzero(alone <= budget) + 1
     if len(fits) == 0:
         need = float(alone.min()) / _TICKS_PER_MINUTE
         raise RoutingError(f"the shift of {float(shift_minutes):g} minutes is too short for even one stop: "
                            f"the quickest needs {need:.1f} minutes")
 
-    # model nodes: 0 = start, 1..k = stops that fit, k+1 = end
-    nodes = np.r_[0, fits, end]
-    sub = transit[np.ix_(nodes, nodes)]
+    # Model nodes: 0 = start, 1..k = stops that fit, k+1 = end. cost[i, j] is the travel
+    # from i to j plus the service at i; nothing goes back into the start node, the end
+    # goes nowhere. Rows and columns of stops are filled when the search needs them.
     k = len(fits)
-    prize_sub = np.r_[0.0, prize[fits - 1], 0.0]
+    cost = np.full((k + 2, k + 2), _UNKNOWN_TICKS, dtype=np.int64)
+    cost[0, 1:k + 1] = from_start[fits]
+    cost[1:k + 1, k + 1] = back[fits] + service_s[fits]
+    cost[:, 0] = 0
+    cost[0, k + 1] = 0
+    cost[k + 1, :] = 0
+    np.fill_diagonal(cost, 0)
+
+    def stop_costs(model_nodes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """cost[x, :] and cost[:, x] for model nodes x (stops)."""
+        points_of = fits[model_nodes - 1]
+        out_of = travel_rows(points_of)                           # from each x to every point
+        into = out_of if lazy else to_point[points_of]            # to each x from every point
+        rows = np.empty((len(model_nodes), k + 2), dtype=np.int64)
+        cols = np.empty((len(model_nodes), k + 2), dtype=np.int64)
+        rows[:, 0] = 0
+        rows[:, 1:k + 1] = ticks(out_of[:, fits]) + service_s[points_of][:, None]
+        rows[:, k + 1] = back[points_of] + service_s[points_of]
+        cols[:, 0] = from_start[points_of]
+        cols[:, 1:k + 1] = ticks(into[:, fits]) + service_s[fits][None, :]
+        cols[:, k + 1] = 0
+        at = np.arange(len(model_nodes))
+        rows[at, model_nodes] = 0
+        cols[at, model_nodes] = 0
+        return rows, cols
+
+    prize_model = np.r_[0.0, prize[fits - 1], 0.0]
+    search = OrienteeringSearch(cost, prize_model, budget, max_stops, seed=0, fetch=stop_costs)
+    if not lazy or k <= _EXACT_MAX_STOPS:
+        search.ready(np.arange(1, k + 1))
     if k <= _EXACT_MAX_STOPS:
-        route, status = _exact_route(sub, prize_sub, budget, max_stops), "ROUTING_OPTIMAL"
+        route, status = _exact_route(search.c, prize_model, budget, max_stops), "ROUTING_OPTIMAL"
     else:
         deadline = began + (1.0 - _PLAN_RESERVE_SHARE) * time_limit_s
-        route, status = _search_route(sub, prize_sub, budget, max_stops, time_limit_s, deadline)
+        route, status = _search_route(search, time_limit_s, deadline)
     order = [int(fits[i - 1]) for i in route]
-    return _build_plan(table, tt, minutes, order, start_pt, float(shift_minutes), return_to_start, status)
+    return _build_plan(table, tt, order, start_pt, float(shift_minutes), return_to_start, status)
 
 
-def _build_plan(table: pd.DataFrame, tt: TravelTimes, minutes: np.ndarray, order: list[int],
+def _build_plan(table: pd.DataFrame, tt: TravelTimes, order: list[int],
                 start_pt: np.ndarray, shift_minutes: float, return_to_start: bool, status: str) -> RoutePlan:
+    minutes = tt.rows([0, *order])            # the route's rows only (known already)
+    row_of = {node: r for r, node in enumerate([0, *order])}
     rows = []
     clock = 0.0
     prev = 0
     travel_total = 0.0
     for rank, node in enumerate(order, start=1):
-        leg = float(minutes[prev, node])
+        leg = float(minutes[row_of[prev], node])
         stop = table.iloc[node - 1]
         arrival = clock + leg
         departure = arrival + float(stop["service_minutes"])
@@ -695,7 +798,7 @@ def _build_plan(table: pd.DataFrame, tt: TravelTimes, minutes: np.ndarray, order
         clock = departure
         prev = node
     if return_to_start and order:
-        back = float(minutes[prev, 0])
+        back = float(minutes[row_of[prev], 0])
         travel_total += back
         clock += back
     legs = [0, *order] + ([0] if return_to_start and order else [])

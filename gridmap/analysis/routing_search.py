@@ -21,7 +21,7 @@ stops early once it has not improved for a number of rounds.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -56,12 +56,21 @@ class OrienteeringSearch:
         Visit at most this many stops.
     seed : int, default 0
         Seed of the random perturbations: same inputs, same seed, same rounds -> same route.
+    fetch : callable, optional
+        ``fetch(nodes) -> (rows, cols)``, ``cost[nodes, :]`` and ``cost[:, nodes].T``, for
+        costs computed on demand: then only row 0 and the end's column of ``cost`` need
+        to be known at first, and a stop's row and column are fetched the first time it
+        goes on a route (every move only reads the rows and columns of route stops).
     """
 
     def __init__(self, cost: np.ndarray, prize: np.ndarray, budget: int, max_stops: int | None = None,
-                 seed: int = 0):
-        self.c = np.ascontiguousarray(cost, dtype=np.int64)
+                 seed: int = 0, fetch: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]] | None = None):
+        self.c = np.array(cost, dtype=np.int64, order="C")
         self.cT = np.ascontiguousarray(self.c.T)
+        self.fetch = fetch
+        self.known = np.ones(self.c.shape[0], dtype=bool)
+        if fetch is not None:
+            self.known[1:-1] = False
         self.prize = np.asarray(prize, dtype="float64")
         self.budget = int(budget)
         self.end = self.c.shape[0] - 1
@@ -71,6 +80,19 @@ class OrienteeringSearch:
         self.stalled = False
 
     # ------------------------------------------------------------------ basics
+
+    def ready(self, nodes: Sequence[int] | np.ndarray) -> None:
+        """Make sure the rows and columns of ``nodes`` are known (fetch those that are not)."""
+        nodes = np.asarray(nodes, dtype=np.intp)
+        new = np.unique(nodes[~self.known[nodes]])
+        if not len(new):
+            return
+        rows, cols = self.fetch(new)
+        self.c[new, :] = rows
+        self.c[:, new] = cols.T
+        self.cT[:, new] = self.c[new, :].T
+        self.cT[new, :] = self.c[:, new].T
+        self.known[new] = True
 
     def seq(self, route: Sequence[int]) -> np.ndarray:
         return np.array([0, *route, self.end], dtype=np.int64)
@@ -126,6 +148,7 @@ class OrienteeringSearch:
             k = int(np.argmax(ratio))
             pos = int(np.argmin(delta[:, k]))
             node, a, b = int(left[k]), s[pos], s[pos + 1]
+            self.ready([node])
             slack -= int(delta[pos, k])
             via_a = cT[left, a] + c[left, node] - c[a, node]
             via_b = cT[left, node] + c[left, b] - c[node, b]
@@ -222,6 +245,7 @@ class OrienteeringSearch:
         score = np.where(ok, gain - new_time * (1e-12 / max(self.budget, 1)), -np.inf)
         at, k = np.unravel_index(int(np.argmax(score)), score.shape)
         node = int(left[k])
+        self.ready([node])
         rest = route[:at] + route[at + 1:]
         r = np.array([0, *rest, self.end], dtype=np.int64)
         place = c[r[:-1], node] + c[node, r[1:]] - c[r[:-1], r[1:]]
@@ -281,6 +305,8 @@ class OrienteeringSearch:
         ``deadline`` (a ``time.perf_counter()`` value) once ``min_rounds`` are done.
         """
         best = self.construct()
+        if initial is not None:
+            self.ready(list(initial))
         if initial is not None and self.better(list(initial), best):
             best = list(initial)
         current = list(best)

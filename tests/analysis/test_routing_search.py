@@ -107,9 +107,9 @@ def test_search_finds_the_exact_optimum_of_twelve_stop_cases(seed, k):
     assert search.value(found) == pytest.approx(search.value(exact))
 
 
-def stops_frame(seed: int, n: int) -> tuple[pd.DataFrame, tuple[float, float]]:
+def stops_frame(seed: int, n: int, radius_m: float = 6000.0) -> tuple[pd.DataFrame, tuple[float, float]]:
     rng = np.random.default_rng(seed)
-    lon, lat = TO_LONLAT.transform(X0 + rng.uniform(-6000, 6000, n), Y0 + rng.uniform(-6000, 6000, n))
+    lon, lat = TO_LONLAT.transform(X0 + rng.uniform(-radius_m, radius_m, n), Y0 + rng.uniform(-radius_m, radius_m, n))
     stops = pd.DataFrame({"id": [f"G{i}" for i in range(n)], "lon": lon, "lat": lat,
                           "prize": np.round(rng.gamma(2.0, 1.0, n), 3), "service_minutes": 12.0})
     return stops, tuple(TO_LONLAT.transform(X0, Y0))
@@ -141,3 +141,53 @@ def test_the_time_limit_covers_the_travel_matrix():
     assert plan.status == "SEARCH_TIME_LIMIT (10 rounds)"
     assert plan.total_minutes <= 240
     assert elapsed < 0.6 + 5.0       # bounded (generous: shared CI machines)
+
+
+def lattice_roads(side: int = 25, spacing_m: float = 200.0, seed: int = 0):
+    """A jittered lattice of two-way streets around the county seat (EPSG:4547)."""
+    import geopandas as gpd
+    import shapely
+
+    rng = np.random.default_rng(seed)
+    ii, jj = np.meshgrid(np.arange(side), np.arange(side), indexing="ij")
+    x = X0 - side * spacing_m / 2 + jj * spacing_m + rng.uniform(-40, 40, ii.shape)
+    y = Y0 - side * spacing_m / 2 + ii * spacing_m + rng.uniform(-40, 40, ii.shape)
+    a = np.vstack([np.column_stack([x[:, :-1].ravel(), y[:, :-1].ravel()]),
+                   np.column_stack([x[:-1, :].ravel(), y[:-1, :].ravel()])])
+    b = np.vstack([np.column_stack([x[:, 1:].ravel(), y[:, 1:].ravel()]),
+                   np.column_stack([x[1:, :].ravel(), y[1:, :].ravel()])])
+    speed = rng.choice([25.0, 40.0, 60.0], len(a), p=[0.7, 0.2, 0.1])
+    return gpd.GeoDataFrame({"speed_kmh": speed}, geometry=shapely.linestrings(np.stack([a, b], axis=1)), crs=CRS)
+
+
+def test_road_rows_are_computed_when_asked_for_and_match_the_whole_matrix():
+    net = routing.build_road_network(lattice_roads(12), default_speed_kmh=30)
+    stops, start = stops_frame(7, 15, radius_m=1000)
+    points = [start, *zip(stops["lon"], stops["lat"])]
+    lazy = routing.road_network_travel(net, points)
+    assert lazy.symmetric and lazy.computed_rows == 0
+    first = lazy.rows([3, 5])
+    assert lazy.computed_rows == 2
+    whole = routing.road_network_travel(net, points).minutes
+    assert np.array_equal(first, whole[[3, 5]])
+    assert np.array_equal(lazy.minutes, whole) and lazy.computed_rows == len(points)
+    assert np.allclose(whole, whole.T, rtol=0, atol=1e-9)
+
+
+def test_a_plan_on_road_rows_on_demand_is_the_plan_on_the_whole_matrix():
+    net = routing.build_road_network(lattice_roads(), default_speed_kmh=30)
+    stops, start = stops_frame(8, 80, radius_m=2200)
+    made = []
+
+    def travel(points, labels=None):
+        made.append(routing.road_network_travel(net, points, labels=labels))
+        return made[-1]
+
+    plan = plan_route(stops, start, 150, travel, time_limit_s=8)  # the clock never cuts it: equal rounds
+    assert made[0].computed_rows < len(stops) + 1            # only the rows the search needed
+    whole = routing.road_network_travel(net, [start, *zip(stops["lon"], stops["lat"])])
+    whole.minutes
+    again = plan_route(stops, start, 150, whole, time_limit_s=8)
+    assert plan.status.startswith("SEARCH_") and "TIME_LIMIT" not in plan.status + again.status
+    assert plan.stops["id"].tolist() == again.stops["id"].tolist()
+    assert plan.total_minutes == pytest.approx(again.total_minutes) and plan.total_minutes <= 150
