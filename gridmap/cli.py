@@ -315,9 +315,13 @@ for _layer, _summary in (
 @click.option("--skip-outside", is_flag=True, help="leave out points in no grid (counted) instead of refusing")
 @click.option("--timezone", default="Asia/Shanghai", show_default=True,
               help="time zone of times written without an offset")
+@click.option("--bulk/--no-bulk", default=None,
+              help="rebuild the incidents table's indexes after writing instead of writing through them "
+                   "(faster for large files; locks the table until done). Default: when the file has at least "
+                   "100,000 rows and a quarter of what the table holds")
 @readable_errors
 def import_incidents_command(file, layer, crs, from_gcj02, mappings, constants, metric_crs, quiet, skip_outside,
-                             timezone):
+                             timezone, bulk):
     """Import incidents in bulk: lon/lat (CSV) or point geometry, category, subcategory, severity,
     occurred_at; optional reported_at, status, description, legal_class, enterprise_involved,
     client_id. Grids, villages and towns are assigned by the database."""
@@ -326,7 +330,7 @@ def import_incidents_command(file, layer, crs, from_gcj02, mappings, constants, 
 
     options = _source_options(layer, crs, from_gcj02, mappings, constants, None, False, metric_crs, quiet)
     with session_scope() as session:
-        report = import_incidents(session, file, options, skip_outside=skip_outside, timezone=timezone)
+        report = import_incidents(session, file, options, skip_outside=skip_outside, timezone=timezone, bulk=bulk)
     for line in report.lines():
         click.echo(line)
 

@@ -181,7 +181,7 @@ def _read_vector(path: Path, options: SourceOptions) -> gpd.GeoDataFrame:
     if not names:
         raise ValidationError(f"{path.name} holds no layers", "file")
     try:
-        return pyogrio.read_dataframe(path, layer=options.layer or names[0])
+        return pyogrio.read_dataframe(path, layer=options.layer or names[0], use_arrow=True)
     except Exception as err:
         raise ValidationError(f"cannot read {path.name}: {err}", "file") from None
 

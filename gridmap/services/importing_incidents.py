@@ -4,6 +4,10 @@ Every row is checked in memory (vectorised), the rows go to a temporary staging 
 and one INSERT … SELECT joins them to the grids and writes them with their grid, village and
 town. A point in no grid refuses the whole file (or, with ``skip_outside``, is left out and
 counted); so does any other bad row. All of it runs in the caller's transaction.
+
+A large import (see :func:`_bulk_pays`) writes with the table's secondary indexes, foreign keys
+and placement trigger set aside and rebuilds them afterwards, in the same transaction: one pass
+over the table per index instead of one probe per row and index.
 """
 from __future__ import annotations
 
@@ -11,12 +15,15 @@ import io
 import sys
 import time
 import uuid
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pa_csv
 import shapely
 from sqlalchemy.orm import Session
 from tqdm import tqdm
@@ -30,6 +37,9 @@ from gridmap.services.importing import (ImportRefused, RowProblem, SourceOptions
 DEFAULT_TIMEZONE = "Asia/Shanghai"
 DESCRIPTION_MAX = 2000
 COPY_CHUNK = 50_000
+# Below this many rows, or when the table holds over four times as many, rows are written
+# through the indexes; above, the indexes are rebuilt (see _indexes_set_aside).
+BULK_MIN_ROWS = 100_000
 # Allowed lead of a timestamp over the clock, as in the pinning API.
 CLOCK_SKEW = pd.Timedelta(minutes=5)
 
@@ -53,6 +63,7 @@ class IncidentImportReport:
     imported: int = 0
     outside: int = 0                 # left out by skip_outside
     already_present: int = 0         # same client_id already stored
+    bulk: bool = False               # indexes rebuilt instead of written through
     seconds: dict[str, float] = field(default_factory=dict)
 
     def lines(self) -> list[str]:
@@ -61,6 +72,8 @@ class IncidentImportReport:
             out.append(f"left out {self.outside:,} rows lying in no grid (--skip-outside)")
         if self.already_present:
             out.append(f"left out {self.already_present:,} rows whose client_id is already stored")
+        if self.bulk:
+            out.append("indexes, foreign keys and tile counts were rebuilt after the rows were written")
         out.append("time: " + ", ".join(f"{k} {v:.1f} s" for k, v in self.seconds.items()))
         return out
 
@@ -224,13 +237,16 @@ def _column_sql(name: str, staged: set[str], constants: dict) -> str:
 
 def import_incidents(session: Session, path: Path | str, options: SourceOptions | None = None, *,
                      skip_outside: bool = False, timezone: str = DEFAULT_TIMEZONE,
-                     user_id: int | None = None) -> IncidentImportReport:
+                     user_id: int | None = None, bulk: bool | None = None) -> IncidentImportReport:
     """Import every incident of a file, or none.
 
     Parameters are as for the area importers (:class:`SourceOptions`); ``timezone`` says how to
     read times without an offset; ``skip_outside`` leaves out points in no grid instead of
     refusing the file. Rows whose ``client_id`` is already stored are left out and counted,
-    so importing the same file twice adds nothing.
+    so importing the same file twice adds nothing. ``bulk`` forces (True) or forbids (False)
+    rebuilding the table's indexes instead of writing through them; by default a large import
+    does (:func:`_bulk_pays`). It holds an exclusive lock on ``incidents`` until the caller
+    commits, so maps wait for it.
     """
     options = options or SourceOptions()
     try:
@@ -283,15 +299,11 @@ def import_incidents(session: Session, path: Path | str, options: SourceOptions 
             constants[name] = None
     staged = [c for c in clean.columns if c not in constant]
     usable = is_point & np.isfinite(lon) & np.isfinite(lat)
-    # repr() is the shortest text that reads back as the same double, and much faster than to_csv's.
-    staging = pd.DataFrame({"row_no": np.flatnonzero(usable) + 1,
-                            "lon": [repr(v) for v in lon[usable].tolist()],
-                            "lat": [repr(v) for v in lat[usable].tolist()]})
+    staging = {"row_no": pa.array(np.flatnonzero(usable) + 1, pa.int32()),
+               "lon": pa.array(lon[usable]), "lat": pa.array(lat[usable])}
     for name in staged:
-        column = clean[name][usable].reset_index(drop=True)
-        if name in ("occurred_at", "reported_at"):
-            column = pd.Series(np.datetime_as_string(column.to_numpy(), unit="us")).where(column.notna(), None)
-        staging[name] = column
+        staging[name] = pa.Array.from_pandas(clean[name][usable])
+    staging = pa.table(staging)
 
     conn = session.connection().connection.dbapi_connection
     with conn.cursor() as cur:
@@ -318,17 +330,25 @@ def import_incidents(session: Session, path: Path | str, options: SourceOptions 
                        file=sys.stderr)
         select = ", ".join(_column_sql(c, set(staged), constants) for c in columns)
         conflict = " ON CONFLICT (client_id) DO NOTHING" if "client_id" in staged else ""
+        bulk = _bulk_pays(cur, len(staging)) if bulk is None else bulk
+        cur.execute("SET LOCAL work_mem = '256MB'")  # the DISTINCT ON below sorts every row
         # The one set-based statement: each point joined to the lowest-coded grid it touches
-        # (the trigger's rule, so the trigger agrees), its village and town.
-        cur.execute(
-            f"INSERT INTO incidents ({', '.join(columns)}, grid_code, village_code, town_code, geom) "
-            f"SELECT {select}, g.code, g.village_code, v.town_code, p.geom FROM {STAGING_TABLE} s "
-            f"CROSS JOIN LATERAL (SELECT {point} AS geom) AS p "
-            "JOIN LATERAL (SELECT code, village_code FROM grids WHERE ST_Intersects(grids.geom, p.geom) "
-            "ORDER BY code LIMIT 1) AS g ON true "
-            f"JOIN villages v ON v.code = g.village_code{conflict}", params)
-        report.imported = cur.rowcount
-        lap("insert")
+        # (the trigger's rule, so the trigger agrees), its village and town. A plain join then
+        # DISTINCT ON (only points on a shared boundary meet two grids) is twice as fast as a
+        # LATERAL … ORDER BY code LIMIT 1 probe per point.
+        with _indexes_set_aside(cur, lap) if bulk else nullcontext():
+            cur.execute(
+                f"INSERT INTO incidents ({', '.join(columns)}, grid_code, village_code, town_code, geom) "
+                f"SELECT {select}, pl.code, pl.village_code, v.town_code, pl.geom "
+                f"FROM (SELECT DISTINCT ON (s.row_no) s.row_no, g.code, g.village_code, p.geom "
+                f"FROM {STAGING_TABLE} s CROSS JOIN LATERAL (SELECT {point} AS geom) AS p "
+                "JOIN grids g ON ST_Intersects(g.geom, p.geom) ORDER BY s.row_no, g.code) AS pl "
+                f"JOIN {STAGING_TABLE} s ON s.row_no = pl.row_no "
+                f"JOIN villages v ON v.code = pl.village_code{conflict}", params)
+            report.imported = cur.rowcount
+            report.bulk = bulk
+        if not bulk:
+            lap("insert")
         missing = len(staging) - report.imported - report.already_present
         if missing and skip_outside:
             report.outside = missing
@@ -346,34 +366,86 @@ def import_incidents(session: Session, path: Path | str, options: SourceOptions 
 
 
 class _CsvStream(io.RawIOBase):
-    """The staging rows as CSV, formatted a chunk at a time as COPY reads them, so the server
-    parses one chunk while the next is being formatted."""
+    """The staging rows as CSV, formatted (by Arrow) a chunk at a time as COPY reads them, so the
+    server parses one chunk while the next is being formatted."""
 
-    def __init__(self, frame: pd.DataFrame, on_chunk):
-        self.frame = frame
+    def __init__(self, table: pa.Table, on_chunk):
+        self.batches = iter(table.to_batches(max_chunksize=COPY_CHUNK))
         self.on_chunk = on_chunk
-        self.start = 0
         self.pending = b""
 
     def readable(self) -> bool:
         return True
 
     def read(self, size: int = -1) -> bytes:
-        while len(self.pending) < max(size, 1) and self.start < len(self.frame):
-            chunk = self.frame.iloc[self.start:self.start + COPY_CHUNK]
-            self.pending += chunk.to_csv(index=False, header=False).encode("utf-8")
-            self.start += len(chunk)
-            self.on_chunk(len(chunk))
+        while len(self.pending) < max(size, 1):
+            batch = next(self.batches, None)
+            if batch is None:
+                break
+            out = io.BytesIO()
+            pa_csv.write_csv(batch, out, pa_csv.WriteOptions(include_header=False))
+            self.pending += out.getvalue()
+            self.on_chunk(batch.num_rows)
         size = len(self.pending) if size is None or size < 0 else size
         out, self.pending = self.pending[:size], self.pending[size:]
         return out
 
 
-def _copy(cur, staging: pd.DataFrame, options: SourceOptions) -> None:
+def _copy(cur, staging: pa.Table, options: SourceOptions) -> None:
     with tqdm(total=len(staging), desc="loading", unit="row", disable=not options.progress, file=sys.stderr,
               leave=False, dynamic_ncols=True) as bar:
-        cur.copy_expert(f"COPY {STAGING_TABLE} ({', '.join(staging.columns)}) FROM STDIN WITH (FORMAT csv)",
+        cur.copy_expert(f"COPY {STAGING_TABLE} ({', '.join(staging.column_names)}) FROM STDIN WITH (FORMAT csv)",
                         _CsvStream(staging, bar.update), size=1 << 20)
+
+
+def _bulk_pays(cur, rows: int) -> bool:
+    """Whether rebuilding the indexes beats writing through them: many rows, not few beside the table."""
+    if rows < BULK_MIN_ROWS:
+        return False
+    cur.execute("SELECT greatest(reltuples, 0) FROM pg_class WHERE oid = 'incidents'::regclass")
+    return rows * 4 >= cur.fetchone()[0]
+
+
+# The per-row placement and the per-statement tile counts (rebuilt in one pass instead, 0007).
+SET_ASIDE_TRIGGERS = ("incidents_assign_place", "incidents_cells_insert")
+
+
+@contextmanager
+def _indexes_set_aside(cur, lap):
+    """Rows written meanwhile skip incidents' secondary indexes, foreign keys, per-row placement
+    trigger and tile-count trigger; afterwards each index is rebuilt, each key checked and the
+    tile counts recomputed, each in one pass.
+
+    The unique indexes (id, client_id) stay: ON CONFLICT needs them. The rows must come with
+    their grid, village and town (the INSERT … SELECT places them by the trigger's rule). All of
+    it is inside the caller's transaction, under an exclusive lock: a failure leaves the table as
+    it was, and no one sees it without its indexes."""
+    cur.execute("LOCK TABLE incidents IN ACCESS EXCLUSIVE MODE")
+    cur.execute("SELECT indexrelid::regclass::text, pg_get_indexdef(indexrelid) FROM pg_index "
+                "WHERE indrelid = 'incidents'::regclass AND NOT indisunique ORDER BY 1")
+    indexes = cur.fetchall()
+    cur.execute("SELECT quote_ident(conname), pg_get_constraintdef(oid) FROM pg_constraint "
+                "WHERE conrelid = 'incidents'::regclass AND contype = 'f' ORDER BY 1")
+    foreign_keys = cur.fetchall()
+    for name, _ in foreign_keys:
+        cur.execute(f"ALTER TABLE incidents DROP CONSTRAINT {name}")
+    for name, _ in indexes:
+        cur.execute(f"DROP INDEX {name}")
+    for trigger in SET_ASIDE_TRIGGERS:
+        cur.execute(f"ALTER TABLE incidents DISABLE TRIGGER {trigger}")
+    yield
+    lap("insert")
+    cur.execute("SET LOCAL maintenance_work_mem = '256MB'")
+    for _, definition in indexes:
+        cur.execute(definition)
+    lap("indexes")
+    for name, definition in foreign_keys:
+        cur.execute(f"ALTER TABLE incidents ADD CONSTRAINT {name} {definition}")
+    lap("foreign keys")
+    cur.execute("SELECT gridmap_rebuild_cell_counts()")
+    for trigger in SET_ASIDE_TRIGGERS:
+        cur.execute(f"ALTER TABLE incidents ENABLE TRIGGER {trigger}")
+    lap("tile counts")
 
 
 def _outside_rows(cur, point: str, codes: pd.Series | None) -> list[RowProblem]:

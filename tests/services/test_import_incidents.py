@@ -17,6 +17,7 @@ from gridmap.analysis.gcj02 import wgs84_to_gcj02
 from gridmap.db import session_scope
 from gridmap.services.importing import ImportRefused, SourceOptions
 from gridmap.services.importing_incidents import import_incidents
+from tests.tiles.test_aggregates import assert_counts_fresh
 from tests.services.import_support import clear_places, frame, gridmap, rows, scalar, scratch_database, seed_county
 
 # (lon, lat) -> the grid it lies in
@@ -229,7 +230,7 @@ def test_the_service_loads_by_copy_and_places_in_one_statement(county, tmp_path)
     assert report.imported == n
     assert sum(s.startswith("COPY gridmap_incident_import") for s in statements) == 1
     inserts = [s for s in statements if s.startswith("INSERT INTO incidents")]
-    assert len(inserts) == 1 and "JOIN LATERAL" in inserts[0]
+    assert len(inserts) == 1 and "JOIN grids g ON ST_Intersects" in inserts[0]
     stored = rows(county, "SELECT count(*), count(DISTINCT grid_code) FROM incidents")[0]
     assert stored == (n, 5)
     wrong = scalar(county, "SELECT count(*) FROM incidents i JOIN grids g ON g.code = i.grid_code "
@@ -247,3 +248,74 @@ def test_refusal_from_the_service_lists_every_problem(county, tmp_path):
 
     assert [(p.row, p.reason) for p in caught.value.problems] == [(1, "has no category")]
     assert caught.value.to_dict()["error"]["details"][0]["row"] == 1
+
+
+def incidents_schema(url) -> dict:
+    """What a bulk import sets aside and must put back: indexes, constraints, triggers' states."""
+    return {
+        "indexes": rows(url, "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'incidents' ORDER BY 1"),
+        "constraints": rows(url, "SELECT conname, pg_get_constraintdef(oid), convalidated FROM pg_constraint "
+                                 "WHERE conrelid = 'incidents'::regclass ORDER BY 1"),
+        "triggers": rows(url, "SELECT tgname, tgenabled FROM pg_trigger "
+                              "WHERE tgrelid = 'incidents'::regclass AND NOT tgisinternal ORDER BY 1"),
+    }
+
+
+def many_points(n: int, seed: int = 11) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame({"lon": rng.uniform(113.001, 113.199, n), "lat": rng.uniform(33.801, 33.899, n),
+                         "category": rng.choice(["SEC", "DSP", "FIR"], n), "occurred_at": "2024-05-01 12:00"})
+
+
+def test_bulk_import_rebuilds_indexes_keys_and_trigger(county, tmp_path):
+    before = incidents_schema(county)
+    assert len(before["indexes"]) >= 10 and any(name.startswith("fk_") for name, *_ in before["constraints"])
+    many_points(3_000).to_csv(tmp_path / "many.csv", index=False)
+
+    with session_scope(county) as session:
+        report = import_incidents(session, tmp_path / "many.csv", SourceOptions(), bulk=True)
+
+    assert report.bulk and report.imported == 3_000
+    assert {"insert", "indexes", "foreign keys", "tile counts"} <= set(report.seconds)
+    assert incidents_schema(county) == before
+    assert scalar(county, "SELECT count(*) FROM incidents i JOIN grids g ON g.code = i.grid_code "
+                          "JOIN villages v ON v.code = g.village_code WHERE NOT ST_Intersects(g.geom, i.geom) "
+                          "OR i.village_code <> g.village_code OR i.town_code <> v.town_code") == 0
+    with session_scope(county) as session:
+        assert_counts_fresh(session)
+    # The rebuilt indexes answer queries, and the placement trigger is back on.
+    assert scalar(county, "SET enable_seqscan = off; SELECT count(*) FROM incidents "
+                          "WHERE grid_code = '410421901201001'") == \
+        scalar(county, "SELECT count(*) FROM incidents WHERE grid_code || '' = '410421901201001'")
+    with session_scope(county) as session:
+        session.connection().exec_driver_sql(
+            "INSERT INTO incidents (category, severity, occurred_at, reported_at, grid_code, village_code, "
+            "town_code, geom) VALUES ('SEC', 1, now(), now(), '410421902201002', '410421902201', '410421902000', "
+            "ST_SetSRID(ST_MakePoint(113.02, 33.82), 4326))")
+    assert scalar(county, "SELECT grid_code FROM incidents ORDER BY id DESC LIMIT 1") == "410421901201001"
+
+
+def test_refused_bulk_import_leaves_the_table_as_it_was(county, tmp_path):
+    before = incidents_schema(county)
+    stored = scalar(county, "SELECT count(*) FROM incidents")
+    data = many_points(2_000)
+    data.loc[1_500, ["lon", "lat"]] = OUTSIDE
+    data.to_csv(tmp_path / "one_outside.csv", index=False)
+
+    with pytest.raises(ImportRefused) as caught, session_scope(county) as session:
+        import_incidents(session, tmp_path / "one_outside.csv", SourceOptions(), bulk=True)
+
+    assert [p.row for p in caught.value.problems] == [1_501]
+    assert incidents_schema(county) == before
+    assert scalar(county, "SELECT count(*) FROM incidents") == stored
+
+
+def test_cli_bulk_switch(county, tmp_path):
+    many_points(500).to_csv(tmp_path / "some.csv", index=False)
+
+    small = gridmap(county, "import", "incidents", tmp_path / "some.csv", "--quiet")
+    forced = gridmap(county, "import", "incidents", tmp_path / "some.csv", "--quiet", "--bulk")
+
+    assert small.exit_code == 0 and "rebuilt" not in small.stdout
+    assert forced.exit_code == 0 and "500 imported" in forced.stdout and "rebuilt" in forced.stdout
+    assert scalar(county, "SELECT count(*) FROM incidents") == 1_000

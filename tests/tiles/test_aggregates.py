@@ -152,3 +152,15 @@ def test_boundary_changes_bump_the_places_version(db_session, statement):
     before = version(db_session, "places")
     db_session.execute(text(statement))
     assert version(db_session, "places") == before + 1
+
+
+def test_rebuilding_the_counts_in_one_pass_matches_a_fresh_count(db_session):
+    insert_random_incidents(db_session, 300, seed=41)
+    db_session.execute(text("UPDATE incident_cell_totals SET n = n + 5"))  # counts gone wrong
+    db_session.execute(text("DELETE FROM incident_cell_months WHERE zoom = 14"))
+    before = version(db_session)
+
+    db_session.execute(text("SELECT gridmap_rebuild_cell_counts()"))
+
+    assert_counts_fresh(db_session)
+    assert version(db_session) == before + 1
