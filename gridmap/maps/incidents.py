@@ -1,5 +1,5 @@
-"""The incidents map (clustered markers fetched by URL for the view, coloured by category, with
-filters) and the small map on a case page."""
+"""The incidents map (vector tiles: counts per cell at low zoom, incidents coloured by category
+at high zoom, with filters and click-to-query popups) and the small map on a case page."""
 from __future__ import annotations
 
 import html
@@ -8,16 +8,15 @@ import re
 
 import folium
 from branca.element import MacroElement
-from folium.elements import JSCSSMixin
-from folium.map import Layer
 from jinja2 import Template
 
-from gridmap.maps.assets import use_local_assets, vendor_url
-from gridmap.maps.elements import ESCAPE_JS, BboxGeoJson, Legend
+from gridmap.maps.assets import use_local_assets
+from gridmap.maps.elements import BboxGeoJson, Legend
 from gridmap.maps.home import base_map
+from gridmap.maps.vectortiles import (INCIDENT_STYLES, OVERDUE_COLOUR, POPUP_LABELS, N_, area_tile_layer,
+                                      incident_tile_layer)
 
 DEFAULT_COLOUR = "#777777"
-OVERDUE_COLOUR = "#d7191c"
 _COLOUR = re.compile(r"#[0-9a-fA-F]{3}(?:[0-9a-fA-F]{3})?")
 
 
@@ -40,120 +39,50 @@ INCIDENT_CSS = """
 .gm-inc-popup { font: 13px/1.5 sans-serif; max-width: 260px; }
 .gm-inc-popup .gm-inc-desc { white-space: pre-wrap; word-break: break-word; margin: 4px 0; color: #333; }
 .gm-overdue-tag { background: #d7191c; color: #fff; border-radius: 3px; padding: 0 4px; font-size: 12px; }
-.gm-srv-cluster { background: rgba(31,59,99,.85); color: #fff; border-radius: 50%; text-align: center;
-    font: bold 12px/34px sans-serif; border: 2px solid #fff; }
-.gm-srv-cluster.gm-has-overdue { box-shadow: 0 0 0 3px #d7191c; }
+"""
+
+FILTER_CSS = """
 .gm-inc-filters { background: rgba(255,255,255,.95); padding: 6px 8px; border-radius: 4px;
     font: 12px/1.6 sans-serif; box-shadow: 0 1px 4px rgba(0,0,0,.3); max-width: 220px; }
 .gm-inc-filters label { display: block; }
 .gm-inc-filters select, .gm-inc-filters input[type=date] { max-width: 150px; font-size: 12px; }
-.gm-inc-status { font-size: 12px; color: #333; }
 """
 
+FILTER_KEYS = ("category", "status", "from", "to", "overdue")
+# The page's text in Chinese; the web layer passes it translated (``labels``).
+DEFAULT_LABELS = {
+    "category": N_("类别"), "status": N_("状态"), "from": N_("起"), "to": N_("止"), "overdue_only": N_("仅超期"),
+    "all": N_("全部"), "incidents_layer": N_("事件"), "towns_layer": N_("乡镇"), "villages_layer": N_("村/社区"),
+    "grids_layer": N_("网格"), "legend": N_("事件类别"), "legend_overdue": N_("超期（红圈）"),
+    "legend_cells": N_("每格 {n} 起以上"),
+    **POPUP_LABELS,
+}
 
-class IncidentLayer(JSCSSMixin, Layer):
-    """Incidents fetched from ``url`` for the current view (``bbox``, ``zoom`` and the filters),
-    drawn as markers clustered with Leaflet.markercluster. When the server returns clusters
-    of its own (too many incidents in view) they are drawn as count bubbles that zoom in on
-    click. Every text from the server goes through ``gmEscape`` before it reaches a popup.
-    """
 
-    default_js = [("markerclusterjs", vendor_url("markerclusterjs"))]
-    default_css = [("markerclustercss", vendor_url("markerclustercss")),
-                   ("markerclusterdefaultcss", vendor_url("markerclusterdefaultcss"))]
+class IncidentFilterControl(MacroElement):
+    """The filter form on the map (category, status, period, overdue only). A change sets the
+    incidents tile layer's filters (``gmSetFilters``): the layer asks for new tiles, the page
+    is not reloaded, and the address bar keeps the filters so a reload or a shared link shows
+    the same. Every label is set as text, never as HTML."""
 
     _template = Template("""
         {% macro header(this, kwargs) %}
         <style>{{ this.css }}</style>
         {% endmacro %}
         {% macro script(this, kwargs) %}
-        {{ this.escape_js }}
-        var {{ this.get_name() }} = L.markerClusterGroup({showCoverageOnHover: false, maxClusterRadius: 45,
-                                                           chunkedLoading: true});
-        {{ this.get_name() }}.gmLoaded = 0;
         (function (layer, map, cfg) {
-            // Without a tile layer the map's max zoom is Infinity, and markercluster would build
-            // cluster levels for ever.
-            if (!isFinite(map.getMaxZoom())) { map.setMaxZoom(19); }
             var filters = Object.assign({}, cfg.filters);
-            var pending = null;
-            var status = L.control({position: 'bottomleft'});
-            status.onAdd = function () { this._div = L.DomUtil.create('div', 'gm-inc-filters gm-inc-status'); return this._div; };
-            status.addTo(map);
-            function colourOf(code) { return (cfg.categories[code] || {}).colour || '#777777'; }
-            function when(iso) { return iso ? String(iso).replace('T', ' ').slice(0, 16) : ''; }
-            function popupHtml(p) {
-                var cat = cfg.categories[p.category] || {};
-                var url = cfg.caseUrl.replace('__ID__', encodeURIComponent(p.id));
-                return '<div class="gm-inc-popup"><b>' + gmEscape(cat.name || p.category)
-                    + (p.subcategory_zh ? ' · ' + gmEscape(p.subcategory_zh) : '') + '</b> '
-                    + (p.overdue ? '<span class="gm-overdue-tag">' + gmEscape(cfg.labels.overdue) + '</span>' : '')
-                    + '<br>' + gmEscape(p.status_zh) + ' · ' + gmEscape(cfg.labels.severity) + ' ' + gmEscape(p.severity)
-                    + '<br>' + gmEscape(when(p.occurred_at)) + ' · ' + gmEscape(p.town_name) + ' ' + gmEscape(p.village_name)
-                    + '<div class="gm-inc-desc">' + gmEscape(p.description) + '</div>'
-                    + '<a class="gm-case-link" href="' + gmEscape(url) + '">' + gmEscape(cfg.labels.open_case)
-                    + ' #' + gmEscape(p.id) + '</a></div>';
-            }
-            function incidentMarker(f) {
-                var p = f.properties, c = f.geometry.coordinates;
-                var icon = L.divIcon({className: 'gm-inc-icon' + (p.overdue ? ' gm-overdue' : ''), iconSize: [18, 18],
-                                      html: '<span style="background:' + colourOf(p.category) + '"></span>'});
-                var marker = L.marker([c[1], c[0]], {icon: icon, title: (cfg.categories[p.category] || {}).name || p.category});
-                marker.gmIncidentId = p.id;
-                marker.bindPopup(popupHtml(p), {maxWidth: 280});
-                return marker;
-            }
-            function clusterMarker(f) {
-                var p = f.properties, c = f.geometry.coordinates;
-                var size = p.count >= 1000 ? 46 : 36;
-                var icon = L.divIcon({className: 'gm-srv-cluster' + (p.overdue ? ' gm-has-overdue' : ''),
-                                      iconSize: [size, size], html: gmEscape(p.count)});
-                var marker = L.marker([c[1], c[0]], {icon: icon});
-                marker.on('click', function () { map.setView(marker.getLatLng(), Math.min(map.getZoom() + 2, 19)); });
-                return marker;
-            }
-            function query() {
-                var b = map.getBounds();
-                var args = {bbox: [b.getWest(), b.getSouth(), b.getEast(), b.getNorth()].map(function (v) { return v.toFixed(5); }).join(','),
-                            zoom: map.getZoom()};
-                Object.keys(filters).forEach(function (k) { if (filters[k] !== '' && filters[k] !== null && filters[k] !== undefined) { args[k] = filters[k]; } });
-                return Object.keys(args).map(function (k) { return encodeURIComponent(k) + '=' + encodeURIComponent(args[k]); }).join('&');
-            }
-            function refresh() {
-                if (!map.hasLayer(layer)) { return; }
-                var url = cfg.url + (cfg.url.indexOf('?') < 0 ? '?' : '&') + query();
-                if (pending) { pending.abort(); }
-                pending = new AbortController();
-                fetch(url, {credentials: 'same-origin', signal: pending.signal})
-                    .then(function (r) { if (!r.ok) { throw new Error(url + ': HTTP ' + r.status); } return r.json(); })
-                    .then(function (data) {
-                        layer.clearLayers();
-                        var make = data.clustered ? clusterMarker : incidentMarker;
-                        layer.addLayers(data.features.map(make));
-                        layer.gmLoaded = data.features.length;
-                        layer.gmClustered = !!data.clustered;
-                        status._div.textContent = (data.clustered ? cfg.labels.clustered : cfg.labels.shown)
-                            .replace('{n}', String(data.numberMatched));
-                        layer.fire('gm:loaded');
-                    })
-                    .catch(function (e) { if (e.name !== 'AbortError') { console.error(e); } });
-            }
-            layer.gmRefresh = refresh;
-            layer.gmFilters = filters;
-            map.on('moveend', refresh);
-            layer.on('add', refresh);
-
             var control = L.control({position: 'topleft'});
             control.onAdd = function () {
-                var div = L.DomUtil.create('form', 'gm-inc-filters');
-                div.id = 'gm-incident-filters';
-                L.DomEvent.disableClickPropagation(div);
-                L.DomEvent.disableScrollPropagation(div);
+                var form = L.DomUtil.create('form', 'gm-inc-filters');
+                form.id = 'gm-incident-filters';
+                L.DomEvent.disableClickPropagation(form);
+                L.DomEvent.disableScrollPropagation(form);
                 function field(label, input) {
                     var l = document.createElement('label');
                     l.appendChild(document.createTextNode(label + ' '));
                     l.appendChild(input);
-                    div.appendChild(l);
+                    form.appendChild(l);
                 }
                 function select(name, options) {
                     var s = document.createElement('select');
@@ -166,8 +95,7 @@ class IncidentLayer(JSCSSMixin, Layer):
                     });
                     return s;
                 }
-                field(cfg.labels.category, select('category', [['', cfg.labels.all]].concat(
-                    Object.keys(cfg.categories).map(function (k) { return [k, cfg.categories[k].name]; }))));
+                field(cfg.labels.category, select('category', [['', cfg.labels.all]].concat(cfg.categories)));
                 field(cfg.labels.status, select('status', [['', cfg.labels.all]].concat(cfg.statuses)));
                 ['from', 'to'].forEach(function (name) {
                     var d = document.createElement('input');
@@ -177,94 +105,114 @@ class IncidentLayer(JSCSSMixin, Layer):
                 var overdue = document.createElement('input');
                 overdue.type = 'checkbox'; overdue.name = 'overdue'; overdue.checked = filters.overdue === '1';
                 field(cfg.labels.overdue_only, overdue);
-                div.addEventListener('change', function () {
-                    filters.category = div.elements.category.value;
-                    filters.status = div.elements.status.value;
-                    filters.from = div.elements.from.value;
-                    filters.to = div.elements.to.value;
-                    filters.overdue = div.elements.overdue.checked ? '1' : '';
-                    refresh();
+                form.addEventListener('change', function () {
+                    var from = form.elements.from.value, to = form.elements.to.value;
+                    // The server refuses a period whose start is after its end; swap them.
+                    if (from && to && from > to) { var t = from; from = to; to = t; }
+                    var changes = {category: form.elements.category.value, status: form.elements.status.value,
+                                   from: from, to: to, overdue: overdue.checked ? '1' : ''};
+                    layer.gmSetFilters(changes);
+                    var q = new URLSearchParams(window.location.search);
+                    Object.keys(changes).forEach(function (k) { if (changes[k]) { q.set(k, changes[k]); } else { q.delete(k); } });
+                    var search = q.toString();
+                    window.history.replaceState(null, '', window.location.pathname + (search ? '?' + search : ''));
                 });
-                div.addEventListener('submit', function (e) { e.preventDefault(); });
-                return div;
+                form.addEventListener('submit', function (e) { e.preventDefault(); });
+                return form;
             };
             control.addTo(map);
-        })({{ this.get_name() }}, {{ this._parent.get_name() }}, {{ this.config_json }});
+        })({{ this.layer.get_name() }}, {{ this._parent.get_name() }}, {{ this.config_json }});
         {% endmacro %}
     """)
 
-    def __init__(self, url: str, case_url: str, categories: list[dict], statuses: list[tuple[str, str]],
-                 filters: dict | None = None, labels: dict | None = None, name: str = "事件 Incidents",
-                 show: bool = True):
-        super().__init__(name=name, overlay=True, control=True, show=show)
-        self._name = "IncidentLayer"
-        config = {
-            "url": url, "caseUrl": case_url,
-            "categories": {c["code"]: {"name": c["name_zh"], "colour": safe_colour(c.get("colour"))}
-                           for c in categories},
+    def __init__(self, layer, *, categories: list[tuple[str, str]], statuses: list[tuple[str, str]],
+                 filters: dict | None = None, labels: dict | None = None):
+        super().__init__()
+        self._name = "IncidentFilterControl"
+        self.layer = layer
+        self.css = FILTER_CSS
+        self.config_json = script_json({
+            "categories": [[code, name] for code, name in categories],
             "statuses": [[code, label] for code, label in statuses],
-            "filters": {k: str(v) for k, v in (filters or {}).items() if k in FILTER_KEYS},
+            "filters": {k: str(v) for k, v in (filters or {}).items() if k in FILTER_KEYS and v not in (None, "")},
             "labels": {**DEFAULT_LABELS, **(labels or {})},
-        }
-        self.config_json = script_json(config)
-        self.escape_js = ESCAPE_JS
-        self.css = INCIDENT_CSS
+        })
 
 
-FILTER_KEYS = ("category", "status", "from", "to", "overdue")
-DEFAULT_LABELS = {
-    "category": "类别", "status": "状态", "from": "起", "to": "止", "overdue_only": "仅超期",
-    "all": "全部", "overdue": "超期", "severity": "等级", "open_case": "查看案件",
-    "shown": "显示 {n} 起事件", "clustered": "{n} 起事件（已聚合，放大查看）",
-}
-
-
-def build_incidents_map(*, bounds, layer_url: str, case_url: str, categories: list[dict],
-                        statuses: list[tuple[str, str]], filters: dict | None = None, labels: dict | None = None,
-                        grids_url: str | None = None, basemap_url: str = "",
+def build_incidents_map(*, bounds, tile_urls: dict[str, str], query_url: str, case_url: str,
+                        categories: list[dict], statuses: list[tuple[str, str]],
+                        status_names: dict[str, str] | None = None, filters: dict | None = None,
+                        labels: dict | None = None, basemap_url: str = "",
                         basemap_attribution: str = "") -> folium.Map:
-    """Build the incidents map.
+    """Build the incidents map: the incidents of any area at any zoom from vector tiles.
+
+    Counts per cell at low zoom, single incidents coloured by category (a red ring when
+    overdue) where a tile holds few enough; a click asks ``query_url`` what is there and opens
+    a popup that links to the case. The page holds no incidents, so its size and render time do
+    not grow with the data; the tiles are scoped to the user by the tile endpoint.
 
     Parameters
     ----------
     bounds : tuple
         (minlon, minlat, maxlon, maxlat) to fit, e.g. the user's area.
-    layer_url : str
-        The incidents API (``GET /api/incidents``); the map adds ``bbox``, ``zoom`` and the
-        filters and re-fetches on every move, so the page holds no incidents.
+    tile_urls : dict
+        Tile URL templates (``{z}/{x}/{y}``) by layer: ``incidents`` and optionally ``towns``,
+        ``villages``, ``grids``.
+    query_url : str
+        The click endpoint (``/tiles/incidents/at``).
     case_url : str
-        Link to a case page with ``__ID__`` where the incident id goes.
+        Link to a case page with ``{id}`` where the incident id goes.
     categories : list of dict
-        ``code``, ``name_zh`` and ``colour`` per category (from the category table).
+        ``code``, ``name`` (in the page's language), ``colour`` and optionally
+        ``subcategories`` (``{code: name}``) per category.
     statuses : list of (str, str)
-        Status filter choices as (value, label).
+        Status filter choices as (value, label); ``open`` stands for every open status.
+    status_names : dict, optional
+        Status names by code in the page's language (for popups).
     filters : dict, optional
         Initial filter values (``category``, ``status``, ``from``, ``to``, ``overdue``).
     labels : dict, optional
-        UI strings overriding the Chinese defaults (for the English interface).
-    grids_url : str, optional
-        Grid outlines fetched by bbox for context.
+        Text overriding the Chinese :data:`DEFAULT_LABELS` (for the English interface).
 
     Returns
     -------
     folium.Map
-        With the incident layer, a filter control, a category legend and local assets only.
+        With area outlines, the incident layer, a filter control, a legend and local assets only.
 
     Examples
     --------
-    >>> m = build_incidents_map(bounds=(113.0, 33.8, 113.2, 34.0), layer_url="/api/incidents",
-    ...                         case_url="/incidents/__ID__", categories=[], statuses=[])
-    >>> "/api/incidents" in m.get_root().render()
+    >>> m = build_incidents_map(bounds=(113.0, 33.8, 113.2, 34.0),
+    ...                         tile_urls={"incidents": "/tiles/incidents/{z}/{x}/{y}.pbf"},
+    ...                         query_url="/tiles/incidents/at", case_url="/incidents/{id}",
+    ...                         categories=[], statuses=[])
+    >>> "/tiles/incidents/{z}/{x}/{y}.pbf" in m.get_root().render()
     True
     """
+    text = {**DEFAULT_LABELS, **(labels or {})}
+    filters = {k: str(v) for k, v in (filters or {}).items() if k in FILTER_KEYS and v not in (None, "")}
     m = base_map(bounds, basemap_url, basemap_attribution)
-    if grids_url:
-        BboxGeoJson(grids_url, "网格 Grids", style={"color": "#e07b00", "weight": 1, "fillOpacity": 0.02},
-                    fields={"name": "网格", "code": "网格编码"}, min_zoom=12).add_to(m)
-    IncidentLayer(layer_url, case_url, categories, statuses, filters, labels).add_to(m)
+    if "towns" in tile_urls:
+        area_tile_layer(tile_urls["towns"], "towns", text["towns_layer"]).add_to(m)
+    if "villages" in tile_urls:
+        area_tile_layer(tile_urls["villages"], "villages", text["villages_layer"], min_zoom=8, show=False).add_to(m)
+    if "grids" in tile_urls:
+        area_tile_layer(tile_urls["grids"], "grids", text["grids_layer"], min_zoom=10).add_to(m)
+    names = {"categories": {c["code"]: {"name": c["name"], "colour": safe_colour(c.get("colour")),
+                                        "subcategories": dict(c.get("subcategories") or {})}
+                            for c in categories},
+             "statuses": dict(status_names or {})}
+    layer = incident_tile_layer(tile_urls["incidents"], query_url, filters=filters, incident_url=case_url,
+                                names=names, labels={k: text[k] for k in POPUP_LABELS}, name=text["incidents_layer"],
+                                colours={c["code"]: safe_colour(c.get("colour")) for c in categories})
+    layer.add_to(m)
+    IncidentFilterControl(layer, categories=[(c["code"], c["name"]) for c in categories], statuses=statuses,
+                          filters=filters, labels=text).add_to(m)
     folium.LayerControl(collapsed=True).add_to(m)
-    Legend("事件类别 Categories", [(safe_colour(c.get("colour")), c["name_zh"]) for c in categories]
-           + [(OVERDUE_COLOUR, (labels or {}).get("overdue", DEFAULT_LABELS["overdue"]) + "（红圈）")]).add_to(m)
+    cells = [(colour, text["legend_cells"].replace("{n}", f"{threshold:,}"))
+             for threshold, colour in INCIDENT_STYLES["incident_cells"]["colour_steps"]]
+    Legend(text["legend"], [(safe_colour(c.get("colour")), c["name"]) for c in categories]
+           + [(OVERDUE_COLOUR, text["legend_overdue"])] + cells).add_to(m)
+    _Css(INCIDENT_CSS).add_to(m)
     return use_local_assets(m)
 
 

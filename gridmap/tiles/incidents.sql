@@ -12,6 +12,7 @@
     AND (:any_status OR i.status = ANY(CAST(:statuses AS text[])))
     AND (CAST(:from_ts AS timestamptz) IS NULL OR i.occurred_at >= CAST(:from_ts AS timestamptz))
     AND (CAST(:to_ts AS timestamptz) IS NULL OR i.occurred_at < CAST(:to_ts AS timestamptz))
+    AND (:any_overdue OR /*@overdue*/ = :overdue)
     -- the rule of gridmap.services.incidents.visible_condition (scopes.coded_condition for codes)
     AND (:county_wide
          OR i.town_code = ANY(CAST(:scope_towns AS text[]))
@@ -22,6 +23,18 @@
                                                    WHERE z.code = ANY(CAST(:scope_zones AS text[])))))
          OR i.reporter_id = CAST(:reporter_id AS integer)
          OR i.mediation_point_id = ANY(CAST(:mediation_points AS integer[])))
+
+-- fragment: overdue
+-- the rule of gridmap.services.incidents.overdue_condition, judged at :as_of
+    coalesce(i.status = ANY(CAST(:open_statuses AS text[]))
+             AND i.deadline_at < coalesce(i.resolved_at, CAST(:as_of AS timestamptz)), false)
+
+-- fragment: overdue_at
+-- When an open incident is (or will be) overdue, as epoch seconds, so the map can ring it
+-- without the tile going stale as time passes; NULL when it never will be.
+    CASE WHEN i.status = ANY(CAST(:open_statuses AS text[]))
+              AND (i.resolved_at IS NULL OR i.deadline_at < i.resolved_at)
+         THEN extract(epoch FROM i.deadline_at)::bigint END
 
 -- fragment: cell_filter
     (:any_category OR c.category = ANY(CAST(:categories AS text[])))
@@ -72,7 +85,7 @@ SELECT coalesce(sum(c.n), 0)
 -- The tile's incidents as points, or NULL when it holds more than :limit (then it is drawn as
 -- counts per cell): one scan that stops at :limit + 1 rows.
 WITH found AS MATERIALIZED (
-    SELECT i.id, i.category, i.status, i.severity, i.deadline_at, i.geom
+    SELECT i.id, i.category, i.status, i.severity, i.deadline_at, /*@overdue_at*/ AS overdue_at, i.geom
       FROM incidents AS i
      WHERE i.geom && ST_Transform(ST_TileEnvelope(:z, :x, :y, margin => :margin), 4326)
        AND /*@incident_filter*/
@@ -81,6 +94,7 @@ WITH found AS MATERIALIZED (
 SELECT CASE WHEN (SELECT count(*) FROM found) <= :limit THEN (
     SELECT coalesce(ST_AsMVT(f, 'incidents', 4096, 'geom', 'id'), '')
       FROM (SELECT id, category, status, severity, extract(epoch FROM deadline_at)::bigint AS deadline,
+                   overdue_at,
                    ST_AsMVTGeom(ST_Transform(geom, 3857), ST_TileEnvelope(:z, :x, :y), 4096, :buffer, true) AS geom
               FROM found
              ORDER BY id) AS f)
@@ -130,7 +144,7 @@ WITH counted AS (
 -- query: nearest
 -- What is at a clicked point: incidents within :radius metres (EPSG:3857) of it, nearest first.
 SELECT i.id, i.category, i.subcategory, i.status, i.severity, i.occurred_at, i.deadline_at,
-       i.description, i.grid_code, g.name AS grid_name, v.name AS village_name,
+       /*@overdue*/ AS overdue, i.description, i.grid_code, g.name AS grid_name, v.name AS village_name,
        ST_X(i.geom) AS lon, ST_Y(i.geom) AS lat, count(*) OVER () AS total
   FROM incidents AS i
   JOIN grids AS g ON g.code = i.grid_code

@@ -53,7 +53,7 @@ MAX_POINTS = 5000
 POINT_BUFFER_PX = 8
 CLICK_RADIUS_PX = 10
 # Changing what a tile holds for the same data must change its ETag too.
-TILE_FORMAT_VERSION = 1
+TILE_FORMAT_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -158,15 +158,18 @@ def _next_month(day: date) -> date:
 
 @dataclass(frozen=True)
 class IncidentFilter:
-    """Categories, statuses and a period of local dates (both ends included); empty = all."""
+    """Categories, statuses, a period of local dates (both ends included) and overdue or not
+    (the rule of services.incidents.overdue_condition, judged at ``as_of``); empty = all."""
     categories: tuple[str, ...] = ()
     statuses: tuple[str, ...] = ()
     date_from: date | None = None
     date_to: date | None = None
+    overdue: bool | None = None
+    as_of: datetime | None = None
 
     @classmethod
     def parse(cls, categories=None, statuses=None, date_from: str | None = None,
-              date_to: str | None = None) -> "IncidentFilter":
+              date_to: str | None = None, overdue: str | None = None) -> "IncidentFilter":
         """From query-string values (lists or comma-separated); raises ValidationError."""
         cats = sorted(set(_split(categories)))
         unknown = [c for c in cats if c not in CATEGORY_BY_CODE]
@@ -184,18 +187,32 @@ class IncidentFilter:
         start, end = _parse_date(date_from, "from"), _parse_date(date_to, "to")
         if start and end and start > end:
             raise ValidationError("the period's start is after its end", "from")
-        return cls(tuple(cats), tuple(s for s in STATUSES if s in wanted), start, end)
+        late = _parse_bool(overdue, "overdue")
+        # Whole minutes: a tile filtered on overdue keeps its ETag for up to a minute.
+        as_of = datetime.now(LOCAL_TIME_ZONE).replace(second=0, microsecond=0) if late is not None else None
+        return cls(tuple(cats), tuple(s for s in STATUSES if s in wanted), start, end, late, as_of)
 
     @property
     def whole_time(self) -> bool:
         return self.date_from is None and self.date_to is None
 
+    @property
+    def counted_in_tables(self) -> bool:
+        """True when the cell tables can answer (they count by category, status and month only)."""
+        return self.overdue is None
+
     def key(self) -> str:
-        return "|".join([",".join(self.categories), ",".join(self.statuses),
-                         str(self.date_from or ""), str(self.date_to or "")])
+        parts = [",".join(self.categories), ",".join(self.statuses), str(self.date_from or ""),
+                 str(self.date_to or "")]
+        if self.overdue is not None:
+            parts += [str(int(self.overdue)), self.as_of.isoformat()]
+        return "|".join(parts)
 
     def params(self) -> dict:
+        as_of = self.as_of or datetime.now(LOCAL_TIME_ZONE)
         return {"any_category": not self.categories, "categories": list(self.categories),
+                "any_overdue": self.overdue is None, "overdue": bool(self.overdue), "as_of": as_of,
+                "open_statuses": list(OPEN_STATUSES),
                 "any_status": not self.statuses, "statuses": list(self.statuses),
                 "from_ts": _local_midnight(self.date_from) if self.date_from else None,
                 "to_ts": _local_midnight(self.date_to + timedelta(days=1)) if self.date_to else None}
@@ -225,6 +242,17 @@ class IncidentFilter:
         return {"whole_time": self.whole_time, "month_from": month_from, "month_to": month_to,
                 "edge1_from": edges[0][0], "edge1_to": edges[0][1],
                 "edge2_from": edges[1][0], "edge2_to": edges[1][1]}
+
+
+def _parse_bool(value: str | None, field: str) -> bool | None:
+    if value in (None, ""):
+        return None
+    text_ = str(value).lower()
+    if text_ in ("1", "true", "yes", "on"):
+        return True
+    if text_ in ("0", "false", "no", "off"):
+        return False
+    raise ValidationError(f"{field} must be true or false (1 or 0)", field)
 
 
 def _parse_date(value: str | None, field: str) -> date | None:
@@ -357,11 +385,13 @@ def shows_points(session: Session, z: int, x: int, y: int, flt: IncidentFilter, 
     return count_incidents(session, z, x, y, flt, scope, MAX_POINTS + 1) <= MAX_POINTS
 
 
-def cell_zoom(z: int, scope: Scope | None = None) -> tuple[int, int | None]:
+def cell_zoom(z: int, scope: Scope | None = None, flt: IncidentFilter | None = None) -> tuple[int, int | None]:
     """The zoom of the cells a tile at ``z`` is drawn with, and the zoom of the cell tables to
-    read them from (None: count them from incidents, for scopes finer than a town)."""
+    read them from (None: count them from incidents, for scopes finer than a town or filters the
+    tables do not count by, such as overdue)."""
     c = z + CELLS_PER_TILE_LOG2
-    if scope is not None and scope.counted_per_town and z <= MAX_TABLE_TILE_ZOOM:
+    if (scope is not None and scope.counted_per_town and (flt is None or flt.counted_in_tables)
+            and z <= MAX_TABLE_TILE_ZOOM):
         c = min(c, max(CELL_ZOOMS))
         return c, next(level for level in CELL_ZOOMS if level >= c)
     return c, None
@@ -390,7 +420,7 @@ def _table_range(z: int, x: int, y: int, level: int, margin: int = 0) -> dict:
 
 def incident_tile(session: Session, z: int, x: int, y: int, flt: IncidentFilter, scope: Scope) -> bytes:
     base = incident_params(z, x, y, flt, scope)
-    c, level = cell_zoom(z, scope)
+    c, level = cell_zoom(z, scope, flt)
     if z >= POINTS_MIN_ZOOM:
         busy = False
         if level is not None:   # the tables know a busy tile without a scan of incidents
@@ -459,7 +489,7 @@ def incidents_at(session: Session, lon, lat, z, flt: IncidentFilter | None = Non
         return {"mode": "points", "lon": lon, "lat": lat, "z": z,
                 "total": rows[0]["total"] if rows else 0,
                 "incidents": [_incident_summary(r) for r in rows]}
-    c, _ = cell_zoom(z, scope)
+    c, _ = cell_zoom(z, scope, flt)
     size = tile_width_m(c)
     gx, gy = tile_at(px, py, c)
     west, north = -MERCATOR_HALF + gx * size, MERCATOR_HALF - gy * size
@@ -497,6 +527,7 @@ def _incident_summary(row) -> dict:
         "severity": row["severity"],
         "occurred_at": row["occurred_at"].isoformat() if row["occurred_at"] else None,
         "deadline_at": row["deadline_at"].isoformat() if row["deadline_at"] else None,
+        "overdue": bool(row["overdue"]),
         "description": (row["description"] or "")[:300],
         "grid_code": row["grid_code"], "grid_name": row["grid_name"], "village_name": row["village_name"],
         "lon": row["lon"], "lat": row["lat"],

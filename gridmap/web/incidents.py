@@ -9,17 +9,21 @@ from datetime import datetime
 
 from flask import (Blueprint, Response, abort, current_app, jsonify, render_template, request, stream_with_context,
                    url_for)
+from flask_babel import get_locale, pgettext
 from flask_babel import gettext as _
-from flask_login import login_required
+from flask_login import current_user, login_required
 from sqlalchemy import select
 
 from gridmap.catalog import (DISPATCH_KIND_ZH, LEGAL_CLASS_ZH, MEDIATION_OUTCOME_ZH, RESOLUTION_LEVEL_ZH,
                              STATUS_ZH, STATUSES)
-from gridmap.maps.incidents import DEFAULT_LABELS, build_case_map, build_incidents_map
+from gridmap.maps.incidents import DEFAULT_LABELS as MAP_LABELS
+from gridmap.maps.incidents import FILTER_KEYS as MAP_FILTERS
+from gridmap.maps.incidents import build_case_map, build_incidents_map
 from gridmap.maps.render import map_parts
 from gridmap.models import IncidentCategory, IncidentSubcategory
 from gridmap.services import incidents, layers, workflow
 from gridmap.services.errors import NotFound, ValidationError
+from gridmap.tiles.registry import IncidentFilter
 from gridmap.web import api, db_session
 from gridmap.web.auth import current_db_user
 
@@ -58,9 +62,10 @@ def _int_arg(name: str, default: int) -> int:
 @api_bp.post("/incidents")
 def create():
     session = db_session()
-    user = current_db_user()
-    result = incidents.create_incident(session, user, api.json_body(), _settings())
-    detail = workflow.case_detail(session, user, result.incident.id)
+    # The authenticated user as loaded for this request (no second read of the users row).
+    user = current_user._get_current_object()
+    result = incidents.create_incident(session, user, api.json_body(), _settings(), commit=True)
+    detail = result.case or workflow.case_detail(session, user, result.incident.id)
     session.commit()
     detail["created"] = result.created
     detail["possible_duplicates"] = result.duplicates
@@ -194,20 +199,46 @@ def pin_page():
     return render_template("incidents/pin.html", pin_config=config)
 
 
+def _english() -> bool:
+    return str(get_locale() or "").startswith("en")
+
+
+def _status_names() -> dict[str, str]:
+    """Workflow states in the page's language (literal message ids, so pybabel finds them)."""
+    return {"reported": pgettext("status", "上报"), "accepted": pgettext("status", "受理"),
+            "rejected": pgettext("status", "不予受理"), "duplicate": pgettext("status", "重复"),
+            "dispatched": pgettext("status", "派遣"), "in_progress": pgettext("status", "处置中"),
+            "resolved": pgettext("status", "办结"), "closed": pgettext("status", "核查结案"),
+            "followed_up": pgettext("status", "已回访")}
+
+
+def _map_labels() -> dict[str, str]:
+    """Every text of the incidents map, translated (marked with N_ in maps.incidents and maps.vectortiles)."""
+    return {key: _(text) for key, text in MAP_LABELS.items()}
+
+
 @bp.get("/incidents/map")
 @login_required
 def map_page():
+    """Incidents at any scale from vector tiles, scoped to the user by the tile endpoint."""
     session = db_session()
     user = current_db_user()
-    allowed = ("category", "status", "from", "to", "overdue")
+    filters = {k: request.args[k] for k in MAP_FILTERS if request.args.get(k)}
+    # A bad filter in the address is a 400 naming the field, not a map of empty tiles.
+    IncidentFilter.parse(filters.get("category"), filters.get("status"), filters.get("from"), filters.get("to"),
+                         filters.get("overdue"))
+    english = _english()
+    statuses = _status_names()
+    categories = [{"code": c["code"], "name": c["name_en"] if english else c["name_zh"], "colour": c["colour"],
+                   "subcategories": {s["code"]: s["name_en"] if english else s["name_zh"] for s in c["subcategories"]}}
+                  for c in _categories(session)]
+    tile_urls = {name: url_for("tiles.tile", layer=name, z=0, x=0, y=0).replace("/0/0/0.pbf", "/{z}/{x}/{y}.pbf")
+                 for name in ("incidents", "towns", "villages", "grids")}
     m = build_incidents_map(
-        bounds=_bounds(session, user), layer_url=url_for("incidents_api.index"),
-        case_url=url_for("incidents.list_page") + "/__ID__",
-        categories=_categories(session),
-        statuses=[("open", _("未结（全部进行中）"))] + [(s, STATUS_ZH[s]) for s in STATUSES],
-        filters={k: request.args[k] for k in allowed if request.args.get(k)},
-        labels={key: _(text) for key, text in DEFAULT_LABELS.items()},
-        grids_url=url_for("api.layer", name="grids"),
+        bounds=_bounds(session, user), tile_urls=tile_urls, query_url=url_for("tiles.incidents_at"),
+        case_url=url_for("incidents.list_page") + "/{id}", categories=categories,
+        statuses=[("open", _("未结（全部进行中）"))] + [(code, statuses[code]) for code in STATUSES],
+        status_names=statuses, filters=filters, labels=_map_labels(),
         basemap_url=current_app.config["BASEMAP_URL"], basemap_attribution=current_app.config["BASEMAP_ATTRIBUTION"])
     return render_template("map_page.html", map=map_parts(m))
 

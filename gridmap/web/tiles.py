@@ -1,4 +1,4 @@
-"""Vector tiles, what is at a clicked point, and the incidents map drawn from tiles.
+"""Vector tiles and what is at a clicked point (the incidents map, /incidents/map, draws them).
 
 Authenticated like the API (login session or Bearer token); tiles are scoped to the user and
 carry an ETag built from the data version, the filters and the scope, so a browser revalidates
@@ -6,12 +6,9 @@ with If-None-Match and gets 304 while nothing changed.
 """
 from __future__ import annotations
 
-from flask import Blueprint, Response, abort, current_app, jsonify, render_template, request, url_for
-from flask_login import current_user, login_required
+from flask import Blueprint, Response, abort, jsonify, redirect, request, url_for
+from flask_login import current_user
 
-from gridmap.maps.render import map_parts
-from gridmap.maps.vectortiles import build_incident_tiles_map
-from gridmap.services import layers
 from gridmap.tiles import registry
 from gridmap.tiles.registry import IncidentFilter, Scope
 from gridmap.web import db_session
@@ -19,7 +16,7 @@ from gridmap.web import db_session
 bp = Blueprint("tiles", __name__)
 
 MVT_MIMETYPE = "application/vnd.mapbox-vector-tile"
-FILTER_ARGS = ("category", "status", "from", "to")
+FILTER_ARGS = ("category", "status", "from", "to", "overdue")
 
 
 def _require_login() -> None:
@@ -33,7 +30,7 @@ def _scope() -> Scope:
 
 def _incident_filter() -> IncidentFilter:
     return IncidentFilter.parse(request.args.getlist("category"), request.args.getlist("status"),
-                                request.args.get("from"), request.args.get("to"))
+                                request.args.get("from"), request.args.get("to"), request.args.get("overdue"))
 
 
 @bp.get("/tiles/<layer>/<int:z>/<int:x>/<int:y>.pbf")
@@ -62,16 +59,7 @@ def incidents_at():
 
 
 @bp.get("/map/incidents-tiles")
-@login_required
 def incidents_map():
-    session = db_session()
-    county = layers.county_geojson(session)
-    filters = {k: request.args.get(k) for k in FILTER_ARGS if request.args.get(k)}
-    _incident_filter()  # a bad filter is a 400 here rather than empty tiles later
-    tile_urls = {name: url_for("tiles.tile", layer=name, z=0, x=0, y=0).replace("/0/0/0.pbf", "/{z}/{x}/{y}.pbf")
-                 for name in ("incidents", "towns", "villages", "grids")}
-    m = build_incident_tiles_map(
-        bounds=layers.bounds(county), tile_urls=tile_urls, query_url=url_for("tiles.incidents_at"),
-        filters=filters, incident_url="/incidents/{id}", basemap_url=current_app.config["BASEMAP_URL"],
-        basemap_attribution=current_app.config["BASEMAP_ATTRIBUTION"])
-    return render_template("map_page.html", map=map_parts(m))
+    """The tiles map became the incidents map: old links keep working, filters included."""
+    args = {k: request.args[k] for k in FILTER_ARGS if request.args.get(k)}
+    return redirect(url_for("incidents.map_page", **args), code=301)

@@ -110,6 +110,52 @@ def test_period_filter_counts_whole_months_and_the_days_around_them(db_session, 
     assert sum(drawn.values()) > 0
 
 
+def _overdue_ids(db_session) -> set[int]:
+    """Overdue by the rule the case list uses (services.incidents.overdue_condition)."""
+    from sqlalchemy import select
+
+    from gridmap.models import Incident
+    from gridmap.services.incidents import overdue_condition
+    return set(db_session.scalars(select(Incident.id).where(overdue_condition(datetime.now(CHINA)))))
+
+
+def test_overdue_filter_and_the_ring_property(db_session):
+    overdue = _overdue_ids(db_session)
+    assert len(overdue) > 20
+    rows = [r for r in incidents(db_session) if r["id"] in overdue]
+    # A tile of points around an overdue incident: only overdue ones with the filter, and every
+    # point carries when it is overdue (the map rings it once that time has passed).
+    first = min(rows, key=lambda r: r["id"])
+    z = 15
+    x, y = tile_of(first["lon"], first["lat"], z)
+    only = decode(registry.render_tile(db_session, "incidents", z, x, y, IncidentFilter.parse(overdue="1")))
+    assert {f["id"] for f in only["incidents"]["features"]} == {r["id"] for r in rows if in_tile(r, z, x, y)}
+    everything = decode(registry.render_tile(db_session, "incidents", z, x, y))["incidents"]["features"]
+    now = datetime.now(CHINA).timestamp()
+    ringed = {f["id"] for f in everything if (f["properties"].get("overdue_at") or now + 1) < now}
+    assert ringed == {r["id"] for r in rows if in_tile(r, z, x, y)}
+    not_late = decode(registry.render_tile(db_session, "incidents", z, x, y, IncidentFilter.parse(overdue="0")))
+    assert {f["id"] for f in not_late["incidents"]["features"]} == {f["id"] for f in everything} - ringed
+    # Counts at low zoom are made from incidents (the cell tables do not know deadlines).
+    for z in (9, 11):
+        x, y = tile_of(first["lon"], first["lat"], z)
+        drawn = drawn_cells(registry.render_tile(db_session, "incidents", z, x, y, IncidentFilter.parse(overdue="1")))
+        assert drawn == expected_cells(rows, z, x, y)
+    # What is at a point says so, and counts only overdue incidents with the filter.
+    answer = registry.incidents_at(db_session, first["lon"], first["lat"], 18)
+    assert any(i["id"] == first["id"] and i["overdue"] for i in answer["incidents"])
+    cell = registry.incidents_at(db_session, first["lon"], first["lat"], 9, IncidentFilter.parse(overdue="1"))
+    gx, gy = cell_of(first["lon"], first["lat"], 13)
+    assert cell["n"] == sum(1 for r in rows if cell_of(r["lon"], r["lat"], 13) == (gx, gy))
+
+
+def test_overdue_filter_keys_the_etag_by_the_minute():
+    plain, late = IncidentFilter.parse(), IncidentFilter.parse(overdue="yes")
+    assert late.overdue is True and late.as_of.second == 0 and late.key() != plain.key()
+    assert IncidentFilter.parse(overdue="0").key() != late.key()
+    assert not late.counted_in_tables and plain.counted_in_tables
+
+
 def test_month_decomposition():
     flt = IncidentFilter.parse(None, None, "2026-01-10", "2026-04-20")
     parts = flt.month_params()
@@ -248,6 +294,7 @@ def test_unknown_layers_and_tiles_out_of_range_are_refused(db_session, layer, z,
     ({"date_from": "2026-02-30"}, "from"),
     ({"date_to": "yesterday"}, "to"),
     ({"date_from": "2026-03-01", "date_to": "2026-02-01"}, "from"),
+    ({"overdue": "maybe"}, "overdue"),
 ])
 def test_bad_filters_name_their_field(args, field):
     with pytest.raises(ValidationError) as caught:

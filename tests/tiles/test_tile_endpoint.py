@@ -10,6 +10,7 @@ from tests.tiles.helpers import decode, tile_of
 
 LON, LAT = 113.06, 33.87
 NAODIAN = "410421102000"
+FANYING = "410421102204"
 
 
 @pytest.fixture
@@ -83,6 +84,7 @@ def test_etag_depends_on_filters_and_scope(client, token, make_user):
     ("/tiles/incidents/10/833/409.pbf?category=XX", 400, "category"),
     ("/tiles/incidents/10/833/409.pbf?status=lost", 400, "status"),
     ("/tiles/incidents/10/833/409.pbf?from=2026-13-01", 400, "from"),
+    ("/tiles/incidents/10/833/409.pbf?overdue=maybe", 400, "overdue"),
     ("/tiles/incidents/at?lon=abc&lat=33.8&z=10", 400, "lon"),
     ("/tiles/incidents/at?lon=113&lat=33.8&z=40", 400, "z"),
     ("/tiles/incidents/at?lon=113&lat=33.8", 400, "z"),
@@ -110,14 +112,37 @@ def test_what_is_at_a_point(client, token, db_session):
     assert [c["code"] for c in cell["by_category"]] in ([], ["DSP"])
 
 
-def test_the_tiles_map_page_loads_tiles_by_url(client, token):
-    response = client.get("/map/incidents-tiles?category=DSP", headers=auth(token))
-    assert response.status_code == 200
-    page = response.get_data(as_text=True)
-    assert "/vendor/leaflet.vectorgrid/dist/Leaflet.VectorGrid.bundled.min.js" in page
-    assert '"/tiles/incidents/{z}/{x}/{y}.pbf"' in page and '"/tiles/incidents/at"' in page
-    assert '"category": "DSP"' in page
-    assert "unpkg.com" not in page and "jsdelivr" not in page
-    assert len(response.data) < 100_000
-    assert client.get("/map/incidents-tiles?category=XX", headers=auth(token)).status_code == 400
-    assert client.get("/map/incidents-tiles").status_code == 302
+def test_a_grid_worker_gets_only_own_village_from_tiles_and_clicks(client, make_user, db_session):
+    """The scope the incidents map relies on: another village's incidents are in no tile and
+    no click answer of a village grid worker (who sees own village and own reports)."""
+    _, worker = make_user("tile_worker", "grid_worker", [FANYING])
+    _, officer = make_user("tile_officer", "county_officer")
+    other = db_session.execute(text("SELECT id, ST_X(geom), ST_Y(geom) FROM incidents "
+                                    "WHERE village_code <> :v ORDER BY id LIMIT 1"), {"v": FANYING}).one()
+    own = db_session.execute(text("SELECT id, ST_X(geom), ST_Y(geom) FROM incidents "
+                                  "WHERE village_code = :v ORDER BY id LIMIT 1"), {"v": FANYING}).one()
+    for incident_id, lon, lat in (other, own):
+        seen = client.get(url(z=17, lon=lon, lat=lat), headers=auth(officer))
+        assert incident_id in {f["id"] for f in decode(seen.data)["incidents"]["features"]}
+    hidden = client.get(url(z=17, lon=other[1], lat=other[2]), headers=auth(worker))
+    assert hidden.status_code == 200
+    assert other[0] not in {f["id"] for f in decode(hidden.data).get("incidents", {"features": []})["features"]}
+    shown = client.get(url(z=17, lon=own[1], lat=own[2]), headers=auth(worker))
+    assert own[0] in {f["id"] for f in decode(shown.data)["incidents"]["features"]}
+    at = f"/tiles/incidents/at?lon={other[1]}&lat={other[2]}&z=18"
+    assert other[0] in [i["id"] for i in client.get(at, headers=auth(officer)).get_json()["incidents"]]
+    assert other[0] not in [i["id"] for i in client.get(at, headers=auth(worker)).get_json().get("incidents", [])]
+    cell = client.get(f"/tiles/incidents/at?lon={other[1]}&lat={other[2]}&z=9", headers=auth(worker)).get_json()
+    assert cell["mode"] == "cell"
+    rows = db_session.execute(text("SELECT count(*) FROM incidents WHERE village_code = :v"), {"v": FANYING}).scalar()
+    assert cell["n"] <= rows
+
+
+def test_overdue_filter_reaches_tiles_and_clicks(client, token):
+    plain = client.get(url(), headers=auth(token))
+    late = client.get(url(query="overdue=1"), headers=auth(token))
+    assert late.status_code == 200 and late.get_etag()[0] != plain.get_etag()[0]
+    total = sum(f["properties"]["n"] for f in decode(plain.data)["incident_cells"]["features"])
+    overdue = sum(f["properties"]["n"] for f in decode(late.data)["incident_cells"]["features"])
+    assert 0 < overdue < total
+    assert client.get("/tiles/incidents/at?lon=113&lat=33.8&z=10&overdue=1", headers=auth(token)).status_code == 200

@@ -1,51 +1,47 @@
-"""The folium map drawn from vector tiles: local scripts only, styles per layer, filters and the
-click endpoint wired in, nothing inlined, and script-safe JSON."""
+"""Layers drawn from vector tiles: local scripts only, styles per layer, filters and the click
+endpoint wired in, and script-safe JSON (the incidents map itself: tests/maps/test_incidents_map.py)."""
 from __future__ import annotations
 
 import json
 import re
 
 from gridmap.catalog import CATEGORIES
-from gridmap.maps.vectortiles import VectorTileLayer, build_incident_tiles_map, incident_tile_layer
-
-BOUNDS = (112.7, 33.75, 113.3, 34.05)
-TILE_URLS = {name: f"/tiles/{name}/{{z}}/{{x}}/{{y}}.pbf" for name in ("incidents", "towns", "villages", "grids")}
+from gridmap.maps.vectortiles import AREA_STYLES, VectorTileLayer, area_tile_layer, incident_tile_layer
 
 
 def render(m) -> str:
     return m.get_root().render()
 
 
-def test_map_uses_local_vectorgrid_and_no_cdn():
-    html = render(build_incident_tiles_map(bounds=BOUNDS, tile_urls=TILE_URLS, query_url="/tiles/incidents/at"))
+def test_incident_layer_styles_colour_by_category_size_by_count_and_ring_overdue():
+    html = render(_on_map(incident_tile_layer("/tiles/incidents/{z}/{x}/{y}.pbf", "/tiles/incidents/at",
+                                              incident_url="/incidents/{id}")))
     assert html.count("/vendor/leaflet.vectorgrid/dist/Leaflet.VectorGrid.bundled.min.js") == 1
     scripts = re.findall(r'<script src="([^"]+)"', html)
     assert scripts and all(src.startswith("/vendor/") for src in scripts)
-    assert all(href.startswith("/vendor/") for href in re.findall(r'<link rel="stylesheet" href="([^"]+)"', html))
-    assert html.count("L.vectorGrid.protobuf(") == 4
-    for name in ("事件 Incidents", "乡镇 Towns", "村/社区 Villages", "网格 Grids"):
-        assert f"{json.dumps(name)} : vector_tile_layer_" in html   # in the layer control
-    assert len(html) < 60_000
-
-
-def test_incident_styles_colour_by_category_and_size_by_count():
-    html = render(build_incident_tiles_map(bounds=BOUNDS, tile_urls=TILE_URLS, query_url="/tiles/incidents/at",
-                                           incident_url="/incidents/{id}"))
-    all_specs = [json.loads(m) for m in re.findall(r"specs = (\{.*?\});", html)]
-    incident = next(s for s in all_specs if "incidents" in s)
+    incident = json.loads(re.search(r"specs = (\{.*?\});", html).group(1))
     assert incident["incidents"]["colour_by"] == "category"
     assert incident["incidents"]["colours"] == {c.code: c.colour for c in CATEGORIES}
     assert incident["incident_cells"]["size_by"] == "n"
+    assert "props.overdue_at * 1000 < Date.now()" in html
     assert '"/incidents/{id}"' in html
-    for c in CATEGORIES:
-        assert c.name_zh in html   # the legend
+    # Popup text defaults to Chinese; names by code fall back to the endpoint's.
+    labels = json.loads(re.search(r"labels = (\{.*?\});", html).group(1))
+    assert labels["cell_total"] == "本格共 {n} 起事件"
+
+
+def test_area_layers_draw_outlines_from_their_tiles():
+    html = render(_on_map(area_tile_layer("/tiles/grids/{z}/{x}/{y}.pbf", "grids", "网格 Grids", min_zoom=10)))
+    specs = json.loads(re.search(r"specs = (\{.*?\});", html).group(1))
+    assert specs == {"grids": AREA_STYLES["grids"]}
+    assert "minZoom: 10" in html and "queryUrl" not in html
 
 
 def test_filters_and_query_url_reach_the_layer():
     layer = incident_tile_layer("/tiles/incidents/{z}/{x}/{y}.pbf", "/tiles/incidents/at",
-                                filters={"category": "DSP", "status": "open", "from": "", "to": None})
+                                filters={"category": "DSP", "status": "open", "from": "", "to": None, "overdue": "1"})
     html = render(_on_map(layer))
-    assert re.search(r'filters = \{"category": "DSP", "status": "open"\}', html)
+    assert re.search(r'filters = \{"category": "DSP", "status": "open", "overdue": "1"\}', html)
     assert 'var queryUrl = "/tiles/incidents/at"' in html
     assert "gmEscape(" in html and "window.gmEscape" in html
 
