@@ -10,9 +10,9 @@ What it does, in a scratch database with the demo county's places (its incidents
   (``gmLoadedAt`` of the vector-tile layer) or, for a page without one, until the last
   response arrived (network idle). Target: at 1M <= 1.2 x at 1k.
 
-Pages: ``/map/incidents-tiles`` (vector tiles) and, when it exists, ``/incidents/map``.
-At 1M it also checks in the browser that the map shows counts per cell at county zoom and
-single incidents at zoom 17.
+Page: ``/incidents/map`` (incidents from vector tiles; ``--page`` for another, e.g. with filters
+in its query string). At 1M it also checks in the browser that the map shows counts per cell at
+county zoom and single incidents at zoom 17.
 
 Run:  .venv/bin/python bench/bench_map_page.py [--repeat 5] [--incidents 1000000]
 """
@@ -28,7 +28,7 @@ from scale import log, median
 
 from tests.conftest import CHROMIUM_ARGS  # noqa: E402
 
-PAGES = ("/map/incidents-tiles", "/incidents/map")
+PAGES = ("/incidents/map",)
 LAYER = "Object.values(window).find(v => v && v.gmStats && v.gmQuery)"
 MAP = "Object.values(window).find(v => v instanceof L.Map)"
 
@@ -90,7 +90,9 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--seed", type=int, default=9)
     parser.add_argument("--keep", action="store_true")
+    parser.add_argument("--page", action="append", help="page to measure (repeatable); default /incidents/map")
     args = parser.parse_args()
+    pages = tuple(args.page or PAGES)
     failures = []
     from playwright.sync_api import sync_playwright
 
@@ -112,7 +114,7 @@ def main() -> int:
                     count = conn.execute(text("SELECT count(*) FROM incidents")).scalar_one()
                 engine.dispose()
                 with scale.gunicorn(url) as base:
-                    for path in PAGES:
+                    for path in pages:
                         result = measure(browser, base, path, args.repeat)
                         if result is None:
                             log(f"{path}: not available")
