@@ -1,12 +1,14 @@
 """Engine, sessions: one Session per request (Flask) and session_scope() for CLI and jobs."""
 from __future__ import annotations
 
+import hashlib
+import re
 import time
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Iterator, Mapping
 
 from sqlalchemy import create_engine, event, exc
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, CursorResult, Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from gridmap.config import database_url
@@ -55,6 +57,46 @@ def _ping_after_idle(engine: Engine, idle_s: float) -> None:
         except Exception as err:  # noqa: BLE001 - any failure here means the connection is unusable
             # The pool discards this connection and checks out (or opens) another.
             raise exc.DisconnectionError(f"pooled connection failed its check: {err}") from err
+
+
+_BIND_PARAMETER = re.compile(r"(?<![:\w]):(\w+)")
+
+
+class PreparedStatement:
+    """A statement PREPAREd once per database connection and run with EXECUTE afterwards.
+
+    PostgreSQL then parses it once per connection instead of on every call, and with
+    ``generic_plan`` plans it once too (``plan_cache_mode = force_generic_plan`` for the
+    transaction): for a statement of many CTEs planning takes as long as running it. Use it only
+    where one plan suits every value (equality on keys, bounding boxes on a GiST index).
+    ``sql`` uses ``:name`` parameters like ``text()``; ``types`` gives each one's SQL type. The
+    PREPARE travels with the first EXECUTE, so neither costs a round trip of its own. Prepared
+    statements outlive transactions (a rollback keeps them), and the pool forgets which ones a
+    connection holds when it replaces the connection.
+    """
+
+    def __init__(self, name: str, sql: str, types: Mapping[str, str], generic_plan: bool = False):
+        if "%" in sql:
+            raise ValueError("a prepared statement's SQL must not contain %")
+        self.names = tuple(dict.fromkeys(_BIND_PARAMETER.findall(sql)))
+        missing = [n for n in self.names if n not in types]
+        if missing:
+            raise ValueError(f"no SQL type for {', '.join(missing)}")
+        positional = _BIND_PARAMETER.sub(lambda m: f"${self.names.index(m.group(1)) + 1}", sql)
+        # The name changes with the SQL, so a connection never runs an older text under a new meaning.
+        self.name = f"{name}_{hashlib.sha1(sql.encode()).hexdigest()[:12]}"
+        self.prepare_sql = f"PREPARE {self.name} ({', '.join(types[n] for n in self.names)}) AS {positional}; "
+        self.execute_sql = (("SET LOCAL plan_cache_mode = force_generic_plan; " if generic_plan else "")
+                            + f"EXECUTE {self.name} ({', '.join(['%s'] * len(self.names))})")
+
+    def execute(self, connection: Connection, params: Mapping) -> CursorResult:
+        prepared = connection.connection.info.setdefault("gridmap_prepared", set())
+        values = tuple(params[n] for n in self.names)
+        if self.name in prepared:
+            return connection.exec_driver_sql(self.execute_sql, values)
+        result = connection.exec_driver_sql(self.prepare_sql + self.execute_sql, values)
+        prepared.add(self.name)
+        return result
 
 
 def make_session(url: str | None = None, **kw) -> Session:

@@ -11,11 +11,13 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 
 from sqlalchemy import and_, case, false, func, literal, or_, select, text, true
+from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from gridmap.analysis.gcj02 import gcj02_to_wgs84
 from gridmap.catalog import LEGAL_CLASSES, OPEN_STATUSES, STATUS_ZH, STATUSES
+from gridmap.db import PreparedStatement
 from gridmap.models import (County, Grid, Incident, IncidentCategory, IncidentEvent, IncidentSubcategory,
                             PatrolZone, Town, User, Village)
 from gridmap.services.errors import Conflict, Forbidden, NotFound, ValidationError
@@ -367,14 +369,18 @@ def validate_new_incident(session: Session, user: User, data: Mapping, now: date
 # --- reporting --------------------------------------------------------------------------------
 
 def create_incident(session: Session, user: User, data, settings: IncidentSettings = IncidentSettings(),
-                    now: datetime | None = None) -> CreateResult:
+                    now: datetime | None = None, *, commit: bool = False) -> CreateResult:
     """Report an incident for ``user``.
 
     The fields are checked in Python first; then one statement (``REPORT_SQL``) finds the grid the
     point falls in, checks the user's area, writes the incident, its first history event and an
-    audit entry, and finds possible duplicates: one round trip. The client's ``client_id`` makes
-    this idempotent: sending the same pin again returns the first incident (``created`` False),
-    also when two copies race (INSERT ... ON CONFLICT DO NOTHING). Writes all three rows or nothing.
+    audit entry, and finds possible duplicates. The client's ``client_id`` makes this idempotent:
+    sending the same pin again returns the first incident (``created`` False), also when two
+    copies race (INSERT ... ON CONFLICT DO NOTHING). Writes all three rows or nothing.
+
+    ``commit``: the report is committed when this returns. On a session that has not begun a
+    transaction (a web request) the statement then runs as its own transaction, so BEGIN, the
+    statement and COMMIT are one round trip to the database.
     """
     now = now or utcnow()
     if not isinstance(data, Mapping):
@@ -397,8 +403,11 @@ def create_incident(session: Session, user: User, data, settings: IncidentSettin
         "open_statuses": list(OPEN_STATUSES), "dup_from": values["occurred_at"] - window,
         "dup_to": values["occurred_at"] + window, "exclude_id": None, "dup_limit": DUPLICATES_LIMIT,
     }
+    # A statement is atomic: run alone (autocommit), it is a transaction of its own.
+    own_transaction = commit and not session.in_transaction() and isinstance(session.get_bind(), Engine)
+    connection = session.connection(execution_options={"isolation_level": "AUTOCOMMIT"} if own_transaction else None)
     try:
-        row = session.execute(REPORT_SQL, params).one()
+        row = REPORT.execute(connection, params).one()
     except DBAPIError as err:
         if getattr(err.orig, "pgcode", None) == "GM001":
             raise ValidationError("the point lies in no grid of the county", "lon") from None
@@ -415,6 +424,8 @@ def create_incident(session: Session, user: User, data, settings: IncidentSettin
         raise Forbidden(f"该位置（{label}）不在您的辖区内 / the point is outside your area", "lon")
     if row.id is None:  # the client_id is stored already (maybe by a copy of this request racing it)
         return _replayed(user, _stored(session, client_id))
+    if commit and not own_transaction:
+        session.commit()
     return CreateResult(row, True, [_duplicate_dict(d) for d in row.duplicates], _reported_case(user, row))
 
 
@@ -468,9 +479,10 @@ DUPLICATES_LIMIT = 10
 def _here_params(lon: float, lat: float, settings: IncidentSettings) -> dict:
     # A bounding box in degrees lets the GiST index narrow the duplicate search before the metric test.
     distance = settings.duplicate_distance_m
+    dlat = distance / 110_000 * 1.1
+    dlon = distance / (111_320 * max(math.cos(math.radians(lat)), 0.01)) * 1.1
     return {"lon": lon, "lat": lat, "srid": settings.metric_srid, "distance": distance,
-            "dlat": distance / 110_000 * 1.1,
-            "dlon": distance / (111_320 * max(math.cos(math.radians(lat)), 0.01)) * 1.1}
+            "west": lon - dlon, "south": lat - dlat, "east": lon + dlon, "north": lat + dlat}
 
 
 def _scope_params(user: User) -> dict:
@@ -519,14 +531,16 @@ HERE_CTE = """
           FROM (SELECT ST_SetSRID(ST_MakePoint(CAST(:lon AS float8), CAST(:lat AS float8)), 4326) AS geom) AS p)"""
 
 # Possible duplicates: open incidents of the category within the distance (metric CRS) and the time
-# window, nearest first. The bounding box in degrees (&&) is what the GiST index on geom answers.
+# window, nearest first. The bounding box in degrees (&&, constants so the planner sees them) is
+# what the GiST index on geom answers; the other conditions filter its few rows.
 DUPLICATES_CTE = """
     duplicates AS (
         SELECT i.id, i.category, i.subcategory, i.status, i.occurred_at, i.description,
                v.name AS village_name, ST_Distance(ST_Transform(i.geom, CAST(:srid AS integer)), here.metric) AS distance_m
           FROM incidents AS i JOIN villages AS v ON v.code = i.village_code, here
          WHERE i.category = :category AND i.status = ANY(CAST(:open_statuses AS text[]))
-           AND i.geom && ST_Expand(here.geom, CAST(:dlon AS float8), CAST(:dlat AS float8))
+           AND i.geom && ST_MakeEnvelope(CAST(:west AS float8), CAST(:south AS float8),
+                                         CAST(:east AS float8), CAST(:north AS float8), 4326)
            AND ST_DWithin(ST_Transform(i.geom, CAST(:srid AS integer)), here.metric, CAST(:distance AS float8))
            AND i.occurred_at BETWEEN :dup_from AND :dup_to
            AND i.id IS DISTINCT FROM CAST(:exclude_id AS bigint)
@@ -541,7 +555,7 @@ DUPLICATES_JSON = """
                 'distance_m', d.distance_m) ORDER BY d.distance_m, d.id), '[]')
        FROM duplicates AS d)"""
 
-# A report in one statement. place: the grid the point falls in (the lowest code, the placement
+# A report in one statement (prepared once per connection, one plan for all: see REPORT). place: the grid the point falls in (the lowest code, the placement
 # trigger's rule) with its village and town; kind: the category and subcategory rows; allowed: the
 # place when the user may report there (a scope code, or a patrol zone holding the point). Only
 # then are the incident, its first event and the audit entry written. ``duplicates`` reads the
@@ -610,6 +624,17 @@ SELECT added.id, added.client_id, added.category, added.subcategory, added.sever
   FROM (SELECT 1) AS one
   LEFT JOIN place ON true LEFT JOIN kind ON true LEFT JOIN allowed ON true
   LEFT JOIN added ON true LEFT JOIN first_event ON true""")
+
+REPORT = PreparedStatement("gridmap_report_incident", REPORT_SQL.text, {
+    "lon": "float8", "lat": "float8", "srid": "integer", "distance": "float8", "west": "float8", "south": "float8",
+    "east": "float8", "north": "float8", "category": "text", "subcategory": "text", "scope_county_wide": "boolean",
+    "scopes": "text[]", "scope_zones": "text[]", "client_id": "uuid", "client_id_text": "text", "severity": "smallint",
+    "legal_class": "text", "enterprise_involved": "boolean", "occurred_at": "timestamptz", "now": "timestamptz",
+    "user_id": "integer", "description": "text", "contact_phone": "text", "parties": "text", "crs": "text",
+    "open_statuses": "text[]", "dup_from": "timestamptz", "dup_to": "timestamptz", "exclude_id": "bigint",
+    "dup_limit": "integer", "vis_county_wide": "boolean", "vis_mediator": "boolean", "vis_points": "integer[]",
+    "vis_grids": "text[]", "vis_towns": "text[]", "vis_villages": "text[]", "vis_zones": "text[]",
+    "vis_reporter": "integer"}, generic_plan=True)
 
 FIND_DUPLICATES_SQL = text("WITH" + HERE_CTE + "," + DUPLICATES_CTE.format(guard="true") + "\nSELECT"
                            + DUPLICATES_JSON)

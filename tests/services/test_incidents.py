@@ -384,3 +384,51 @@ def test_incident_detail_is_not_found_outside_scope(db_session, worker, make_use
     with pytest.raises(NotFound):
         incidents.incident_detail(db_session, stranger, created.id)
     assert db_session.get(Incident, created.id) is not None
+
+
+def test_a_committed_report_is_one_round_trip_of_its_own(engine):
+    """With commit=True on a fresh session (a web request) the report's statement runs as its own
+    transaction: no BEGIN, no COMMIT, nothing left open, and the rows are visible at once."""
+    import psycopg2.extensions
+    from sqlalchemy import event
+
+    from gridmap.models import User
+
+    client_id = str(uuid.uuid4())
+    with Session(engine) as setup:
+        worker_id = setup.execute(text("SELECT id FROM users WHERE username = 'fanying'")).scalar_one()
+        _, lon, lat = interior_point(setup, FANYING)
+        other_lon, other_lat = interior_point(setup, OTHER_TOWN_VILLAGE)[1:]
+    sent = []
+    record = lambda conn, cursor, statement, *rest: sent.append(statement)  # noqa: E731
+    try:
+        with Session(engine, expire_on_commit=False) as session:
+            worker = session.get(User, worker_id)
+            session.expunge_all()
+            session.close()   # as a request with a cached login: nothing begun yet
+            event.listen(engine, "before_cursor_execute", record)
+            result = incidents.create_incident(session, worker, payload(lon, lat, client_id=client_id), SETTINGS,
+                                               commit=True)
+            event.remove(engine, "before_cursor_execute", record)
+            dbapi = session.connection().connection.dbapi_connection
+            assert dbapi.get_transaction_status() == psycopg2.extensions.TRANSACTION_STATUS_IDLE
+            assert result.created and len(sent) == 1
+            with engine.connect() as other:
+                counts = other.execute(text(
+                    "SELECT (SELECT count(*) FROM incidents WHERE client_id = :c), "
+                    "(SELECT count(*) FROM incident_events WHERE incident_id = :i), "
+                    "(SELECT count(*) FROM audit_log WHERE entity = 'incident' AND entity_id = :t)"),
+                    {"c": client_id, "i": result.incident.id, "t": str(result.incident.id)}).one()
+            assert tuple(counts) == (1, 1, 1)
+        with Session(engine) as session:
+            worker = session.get(User, worker_id)
+            session.close()
+            before = row_counts(session)
+            session.close()
+            with pytest.raises(Forbidden):
+                incidents.create_incident(session, worker, payload(other_lon, other_lat), SETTINGS, commit=True)
+            session.close()
+            assert row_counts(session) == before
+    finally:
+        with engine.begin() as conn:
+            conn.execute(text("DELETE FROM incidents WHERE client_id = :c"), {"c": client_id})

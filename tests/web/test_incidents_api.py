@@ -426,6 +426,28 @@ def test_possible_duplicates_are_only_what_the_reporter_may_see(client, people, 
     assert first["id"] not in [d["id"] for d in elsewhere]
 
 
+def test_a_report_is_one_statement_and_a_commit(client, people, here, connection):
+    """Authentication comes from the login cache after the first request; a report is then the
+    one prepared statement (no re-read of the case, no separate duplicate search)."""
+    from sqlalchemy import event
+
+    _, lon, lat = here
+    token = people["worker"][1]
+    assert post(client, "/api/incidents", payload(lon, lat), token).status_code == 201
+    statements = []
+
+    def record(conn, cursor, statement, parameters, context, executemany):
+        statements.append(statement)
+
+    event.listen(connection, "before_cursor_execute", record)
+    try:
+        assert post(client, "/api/incidents", payload(lon, lat), token).status_code == 201
+    finally:
+        event.remove(connection, "before_cursor_execute", record)
+    queries = [s for s in statements if not s.startswith(("SAVEPOINT", "RELEASE SAVEPOINT", "ROLLBACK TO"))]
+    assert len(queries) == 1 and "EXECUTE gridmap_report_incident" in queries[0], queries
+
+
 def test_a_replayed_pin_with_a_now_refused_field_still_answers_with_the_stored_incident(client, people, here):
     _, lon, lat = here
     body = payload(lon, lat)
