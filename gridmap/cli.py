@@ -453,7 +453,9 @@ def serve(host, port, workers):
     """Serve the app with gunicorn."""
     import os
 
+    # gunicorn.conf.py: gthread workers with keep-alive (its docstring says why).
     os.execvp(sys.executable, [sys.executable, "-m", "gunicorn", "--chdir", str(PROJECT_ROOT),
+                               "-c", str(PROJECT_ROOT / "gunicorn.conf.py"),
                                "-w", str(workers), "-b", f"{host}:{port}", "--access-logfile", "-", "wsgi:app"])
 
 
