@@ -4,8 +4,8 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import (BigInteger, Boolean, CheckConstraint, DateTime, ForeignKey, Integer,
-                        SmallInteger, String, Text, Uuid)
+from sqlalchemy import (BigInteger, Boolean, CheckConstraint, DateTime, ForeignKey, Index, Integer,
+                        SmallInteger, String, Text, Uuid, text)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -15,6 +15,16 @@ from gridmap.models.base import Base, created_at_column, point_geometry
 
 def _in(column: str, values) -> str:
     return f"{column} IN (" + ", ".join(f"'{v}'" for v in values) + ")"
+
+
+def _where_set(column: str) -> Index:
+    """An index over the rows where a mostly empty column is set: rows without it (most
+    incidents, every imported one) cost no index entry, and lookups by value still use it."""
+    return Index(f"ix_incidents_{column}", column, postgresql_where=text(f"{column} IS NOT NULL"))
+
+
+# Columns that most incidents leave empty.
+SPARSE_INDEXED = ("deadline_at", "reporter_id", "duplicate_of", "mediation_point_id")
 
 
 class IncidentCategory(Base):
@@ -48,6 +58,7 @@ class Incident(Base):
         CheckConstraint("char_length(description) <= 2000", name="description_length"),
         CheckConstraint("dispatched_to_kind IS NULL OR " + _in("dispatched_to_kind", DISPATCH_KINDS),
                         name="dispatched_to_kind_known"),
+        *(_where_set(column) for column in SPARSE_INDEXED),
     )
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     client_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, unique=True)
@@ -60,19 +71,18 @@ class Incident(Base):
     occurred_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
     reported_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
     accepted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    deadline_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
+    deadline_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    reporter_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), index=True)
+    reporter_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     description: Mapped[str] = mapped_column(Text, default="", server_default="")
     # Personal details: shown only to the roles handling the case.
     contact_phone: Mapped[str | None] = mapped_column(String(40))
     parties: Mapped[str | None] = mapped_column(Text)
     resolution_level: Mapped[str | None] = mapped_column(String(10))
     satisfaction: Mapped[int | None] = mapped_column(SmallInteger)
-    duplicate_of: Mapped[int | None] = mapped_column(ForeignKey("incidents.id", ondelete="SET NULL"), index=True)
-    mediation_point_id: Mapped[int | None] = mapped_column(
-        ForeignKey("mediation_points.id", ondelete="SET NULL"), index=True)
+    duplicate_of: Mapped[int | None] = mapped_column(ForeignKey("incidents.id", ondelete="SET NULL"))
+    mediation_point_id: Mapped[int | None] = mapped_column(ForeignKey("mediation_points.id", ondelete="SET NULL"))
     mediation_outcome: Mapped[str | None] = mapped_column(String(20))
     # Whom the case is dispatched to: a village code, police-station code, mediation-point id or town code.
     dispatched_to_kind: Mapped[str | None] = mapped_column(String(20))
