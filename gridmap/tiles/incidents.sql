@@ -12,7 +12,9 @@
     AND (:any_status OR i.status = ANY(CAST(:statuses AS text[])))
     AND (CAST(:from_ts AS timestamptz) IS NULL OR i.occurred_at >= CAST(:from_ts AS timestamptz))
     AND (CAST(:to_ts AS timestamptz) IS NULL OR i.occurred_at < CAST(:to_ts AS timestamptz))
-    AND (:any_overdue OR /*@overdue*/ = :overdue)
+    -- (written so that with :overdue true the planner sees the open statuses as a plain condition
+    -- and can read them from ix_incidents_status: few incidents are open)
+    AND (:any_overdue OR (:overdue AND /*@overdue*/) OR (NOT :overdue AND NOT coalesce(/*@overdue*/, false)))
     -- the rule of gridmap.services.incidents.visible_condition (scopes.coded_condition for codes)
     AND (:county_wide
          OR i.town_code = ANY(CAST(:scope_towns AS text[]))
@@ -25,9 +27,9 @@
          OR i.mediation_point_id = ANY(CAST(:mediation_points AS integer[])))
 
 -- fragment: overdue
--- the rule of gridmap.services.incidents.overdue_condition, judged at :as_of
-    coalesce(i.status = ANY(CAST(:open_statuses AS text[]))
-             AND i.deadline_at < coalesce(i.resolved_at, CAST(:as_of AS timestamptz)), false)
+-- the rule of gridmap.services.incidents.overdue_condition, judged at :as_of (NULL without a deadline)
+    (i.status = ANY(CAST(:open_statuses AS text[]))
+     AND i.deadline_at < coalesce(i.resolved_at, CAST(:as_of AS timestamptz)))
 
 -- fragment: overdue_at
 -- When an open incident is (or will be) overdue, as epoch seconds, so the map can ring it
@@ -144,7 +146,7 @@ WITH counted AS (
 -- query: nearest
 -- What is at a clicked point: incidents within :radius metres (EPSG:3857) of it, nearest first.
 SELECT i.id, i.category, i.subcategory, i.status, i.severity, i.occurred_at, i.deadline_at,
-       /*@overdue*/ AS overdue, i.description, i.grid_code, g.name AS grid_name, v.name AS village_name,
+       coalesce(/*@overdue*/, false) AS overdue, i.description, i.grid_code, g.name AS grid_name, v.name AS village_name,
        ST_X(i.geom) AS lon, ST_Y(i.geom) AS lat, count(*) OVER () AS total
   FROM incidents AS i
   JOIN grids AS g ON g.code = i.grid_code
