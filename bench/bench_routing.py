@@ -5,13 +5,16 @@ with speeds by road class, 300 candidate stops with random prizes, an 8-hour shi
 12-minute stops. Runs of the same model:
 
 * A: the whole plan as the web app runs it (travel times over the road network, rows
-  computed as the search needs them, + search + plan) with ``time_limit_s=2``, target
-  <= 2 s; A's route is re-timed on B's complete matrix;
+  computed as the search needs them, + search + OR-Tools from the search's route + plan)
+  with ``time_limit_s=2``, target <= 2 s; A's route is re-timed on B's complete matrix;
 * B: the same model (the complete matrix, timed alone, same prizes, shift and stop
   times) with ``time_limit_s=30``: the baseline for quality;
 * C (``--ortools-s``, off by default): OR-Tools' routing solver alone on the same model
-  (prizes as disjunction penalties, guided local search) for that many seconds, for
-  comparison.
+  (prizes as disjunction penalties, guided local search, its own first solution) for that
+  many seconds, for comparison.
+
+A's and B's status ends with what OR-Tools did after the search ("OR-Tools improved",
+"OR-Tools checked, no better route" or "OR-Tools skipped").
 
 Prints wall and CPU time of each, the prizes and prize_A / prize_B (target >= 0.98), and
 a Markdown row per seed for bench/README.md.
