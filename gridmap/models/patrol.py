@@ -103,7 +103,7 @@ class PatrolRoute(Base):
     total_prize: Mapped[float] = mapped_column(Float)
     total_minutes: Mapped[float] = mapped_column(Float)
     travel_minutes: Mapped[float] = mapped_column(Float)
-    solver_status: Mapped[str] = mapped_column(String(40))
+    solver_status: Mapped[str] = mapped_column(String(120))
     created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = created_at_column()
     # Where the route starts (the station), and the whole path from it through the stops and back.

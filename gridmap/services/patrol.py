@@ -1188,7 +1188,7 @@ def plan_patrol_route(session: Session, user: User | None, data: Mapping, settin
         stops=stops, travel_mode=plan.travel_mode,
         speed_kmh=settings.speed_kmh if plan.travel_mode == "straight_line" else None,
         candidates=len(candidates), total_prize=float(plan.total_prize), total_minutes=float(plan.total_minutes),
-        travel_minutes=float(plan.travel_minutes), solver_status=plan.status[:40],
+        travel_minutes=float(plan.travel_minutes), solver_status=plan.status[:120],
         created_by=user.id if user is not None else None, start_lon=start[0], start_lat=start[1],
         geom=func.ST_SetSRID(func.ST_GeomFromWKB(func.decode(
             _line_wkb(np.array([p[0] for p in path]), np.array([p[1] for p in path])), "hex")), 4326))
