@@ -7,12 +7,18 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from sqlalchemy import text
 
+from gridmap.models import Incident
 from gridmap.services import incidents, workflow
 from gridmap.services.errors import Forbidden, NotFound, ValidationError
 from tests.incident_helpers import (FANYING, MATRIX, TRANSITION_FIELDS, cheap_password_hashing,
                                     interior_point, make_people, payload, row_counts)
 
 SETTINGS = incidents.IncidentSettings()
+
+
+def report(db_session, user, lon, lat) -> Incident:
+    """A new case as the ORM object the workflow changes (the report returns its stored row)."""
+    return db_session.get(Incident, incidents.create_incident(db_session, user, payload(lon, lat), SETTINGS).incident.id)
 
 
 @pytest.fixture(autouse=True)
@@ -29,7 +35,7 @@ def people(make_user, db_session):
 @pytest.fixture
 def case(db_session, people):
     _, lon, lat = interior_point(db_session, FANYING)
-    return incidents.create_incident(db_session, people["worker"], payload(lon, lat), SETTINGS).incident
+    return report(db_session, people["worker"], lon, lat)
 
 
 def act(db_session, user, case, action, **fields):
@@ -122,13 +128,13 @@ def test_bad_transition_fields(db_session, people, case, action, fields, field):
 
 def test_duplicate_points_at_the_original(db_session, people, case):
     _, lon, lat = interior_point(db_session, FANYING)
-    original = incidents.create_incident(db_session, people["worker"], payload(lon, lat), SETTINGS).incident
+    original = report(db_session, people["worker"], lon, lat)
     act(db_session, people["supervisor"], original, "mark_duplicate", duplicate_of=case.id)
     act(db_session, people["supervisor"], case, "accept")
-    third = incidents.create_incident(db_session, people["worker"], payload(lon, lat), SETTINGS).incident
+    third = report(db_session, people["worker"], lon, lat)
     act(db_session, people["supervisor"], third, "mark_duplicate", duplicate_of=original.id)
     assert third.duplicate_of == case.id  # followed the chain to the case itself
-    fourth = incidents.create_incident(db_session, people["worker"], payload(lon, lat), SETTINGS).incident
+    fourth = report(db_session, people["worker"], lon, lat)
     with pytest.raises(ValidationError) as info:
         act(db_session, people["supervisor"], fourth, "mark_duplicate", duplicate_of=fourth.id)
     assert info.value.field == "duplicate_of"
