@@ -70,9 +70,9 @@ class PreparedStatement:
     transaction): for a statement of many CTEs planning takes as long as running it. Use it only
     where one plan suits every value (equality on keys, bounding boxes on a GiST index).
     ``sql`` uses ``:name`` parameters like ``text()``; ``types`` gives each one's SQL type. The
-    PREPARE travels with the first EXECUTE, so neither costs a round trip of its own. Prepared
-    statements outlive transactions (a rollback keeps them), and the pool forgets which ones a
-    connection holds when it replaces the connection.
+    PREPARE is sent once per connection, before its first EXECUTE. Prepared statements outlive
+    transactions (a rollback keeps them), and the pool forgets which ones a connection holds
+    when it replaces the connection.
     """
 
     def __init__(self, name: str, sql: str, types: Mapping[str, str], generic_plan: bool = False):
@@ -85,18 +85,18 @@ class PreparedStatement:
         positional = _BIND_PARAMETER.sub(lambda m: f"${self.names.index(m.group(1)) + 1}", sql)
         # The name changes with the SQL, so a connection never runs an older text under a new meaning.
         self.name = f"{name}_{hashlib.sha1(sql.encode()).hexdigest()[:12]}"
-        self.prepare_sql = f"PREPARE {self.name} ({', '.join(types[n] for n in self.names)}) AS {positional}; "
+        self.prepare_sql = f"PREPARE {self.name} ({', '.join(types[n] for n in self.names)}) AS {positional}"
         self.execute_sql = (("SET LOCAL plan_cache_mode = force_generic_plan; " if generic_plan else "")
                             + f"EXECUTE {self.name} ({', '.join(['%s'] * len(self.names))})")
 
     def execute(self, connection: Connection, params: Mapping) -> CursorResult:
         prepared = connection.connection.info.setdefault("gridmap_prepared", set())
-        values = tuple(params[n] for n in self.names)
-        if self.name in prepared:
-            return connection.exec_driver_sql(self.execute_sql, values)
-        result = connection.exec_driver_sql(self.prepare_sql + self.execute_sql, values)
-        prepared.add(self.name)
-        return result
+        if self.name not in prepared:
+            # Its own round trip, once per connection: sent in one batch with an EXECUTE that
+            # fails, the PREPARE would stay on the server without the pool knowing it.
+            connection.exec_driver_sql(self.prepare_sql)
+            prepared.add(self.name)
+        return connection.exec_driver_sql(self.execute_sql, tuple(params[n] for n in self.names))
 
 
 def make_session(url: str | None = None, **kw) -> Session:

@@ -138,3 +138,24 @@ def test_a_connection_in_steady_use_is_not_pinged(database, engine):
             assert conn.execute(text("SELECT pg_backend_pid()")).scalar_one() != pid
     finally:
         pooled.dispose()
+
+
+def test_a_prepared_statement_survives_a_failed_first_run(database, engine):
+    """The PREPARE stays on the server when the first EXECUTE fails; the next run must reuse it."""
+    from sqlalchemy.exc import DataError
+
+    from gridmap.db import PreparedStatement
+
+    divide = PreparedStatement("gridmap_test_divide", "SELECT CAST(:a AS integer) / CAST(:b AS integer) AS q",
+                               {"a": "integer", "b": "integer"}, generic_plan=True)
+    with engine.connect() as conn:
+        with pytest.raises(DataError):
+            divide.execute(conn, {"a": 10, "b": 0})
+        conn.rollback()
+        assert divide.execute(conn, {"a": 10, "b": 5}).scalar_one() == 2
+        conn.rollback()
+        assert divide.execute(conn, {"a": 9, "b": 3}).scalar_one() == 3
+        assert conn.exec_driver_sql("SELECT count(*) FROM pg_prepared_statements WHERE name = %s",
+                                    (divide.name,)).scalar_one() == 1
+        conn.exec_driver_sql(f"DEALLOCATE {divide.name}")
+        conn.connection.info["gridmap_prepared"].discard(divide.name)
