@@ -44,3 +44,21 @@ class UnsupportedMediaType(GridmapError):
 class Conflict(GridmapError):
     status = 409
     code = "conflict"
+
+
+YES_WORDS = ("1", "true", "yes", "on", "y")
+NO_WORDS = ("0", "false", "no", "off", "n")
+
+
+def parse_bool(value, field: str) -> bool | None:
+    """A yes/no value from a query string, form or JSON body; None when absent or empty."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        return value
+    text = str(value).lower()
+    if text in YES_WORDS:
+        return True
+    if text in NO_WORDS:
+        return False
+    raise ValidationError(f"{field} must be true or false (1 or 0)", field)

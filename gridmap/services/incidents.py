@@ -20,7 +20,7 @@ from gridmap.catalog import LEGAL_CLASSES, OPEN_STATUSES, STATUS_ZH, STATUSES
 from gridmap.db import PreparedStatement
 from gridmap.models import (County, Grid, Incident, IncidentCategory, IncidentEvent, IncidentSubcategory,
                             PatrolZone, Town, User, Village)
-from gridmap.services.errors import Conflict, Forbidden, NotFound, ValidationError
+from gridmap.services.errors import Conflict, Forbidden, NotFound, ValidationError, parse_bool
 from gridmap.services.layers import parse_bbox
 from gridmap.services.scopes import coded_condition, is_county_wide
 
@@ -711,17 +711,6 @@ def _int_arg(value, name: str) -> int:
         raise ValidationError(f"{name} must be a whole number", name) from None
 
 
-def _bool_arg(value, name: str) -> bool | None:
-    if value is None or value == "":
-        return None
-    text = str(value).lower()
-    if text in ("1", "true", "yes", "on"):
-        return True
-    if text in ("0", "false", "no", "off"):
-        return False
-    raise ValidationError(f"{name} must be true or false", name)
-
-
 def _list_arg(args: Mapping, name: str) -> tuple[str, ...]:
     raw = args.get(name) or ""
     return tuple(dict.fromkeys(p.strip() for p in str(raw).split(",") if p.strip()))
@@ -780,8 +769,8 @@ def parse_filters(session: Session, args: Mapping, default_sort: str = "-reporte
         raise ValidationError(f"sort must be one of {', '.join(SORTS)}", "sort")
     return IncidentFilters(bbox=parse_bbox(args.get("bbox")), categories=categories,
                            statuses=tuple(dict.fromkeys(statuses)), occurred_from=occurred_from,
-                           occurred_to=occurred_to, overdue=_bool_arg(args.get("overdue"), "overdue"),
-                           mine=bool(_bool_arg(args.get("mine"), "mine")), sort=sort, **codes)
+                           occurred_to=occurred_to, overdue=parse_bool(args.get("overdue"), "overdue"),
+                           mine=bool(parse_bool(args.get("mine"), "mine")), sort=sort, **codes)
 
 
 def overdue_condition(now: datetime):

@@ -25,7 +25,7 @@ from gridmap.catalog import (ACTIVITY_KIND_ZH, ACTIVITY_KINDS, CATEGORY_BY_CODE,
 from gridmap.models import (Grid, Incident, IncidentEvent, Inspection, LegalActivity, Place, StaffAssignment, Town,
                             User, Village)
 from gridmap.services.accounts import audit
-from gridmap.services.errors import Conflict, Forbidden, NotFound, ValidationError
+from gridmap.services.errors import Conflict, Forbidden, NotFound, ValidationError, parse_bool
 from gridmap.services.incidents import (CHINA_TZ, create_incident, locate_in_scope, parse_coordinates,
                                        visible_condition)
 from gridmap.services.layers import parse_bbox
@@ -123,16 +123,8 @@ def _int(data: Mapping, name: str, low: int, high: int, *, default: int | None =
 
 
 def _bool(data: Mapping, name: str, default: bool = False) -> bool:
-    value = data.get(name)
-    if value is None or value == "":
-        return default
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.lower() in ("1", "true", "yes", "on", "y"):
-        return True
-    if isinstance(value, str) and value.lower() in ("0", "false", "no", "off", "n"):
-        return False
-    raise ValidationError(f"{name} must be true or false", name)
+    value = parse_bool(data.get(name), name)
+    return default if value is None else value
 
 
 def parse_date(value, name: str, *, required: bool = True, default: date | None = None,

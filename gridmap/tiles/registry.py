@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 
 from gridmap.catalog import (CATEGORIES, CATEGORY_BY_CODE, COUNTY_WIDE_ROLES, OPEN_STATUSES, STATUS_ZH,
                              STATUSES)
-from gridmap.services.errors import NotFound, ValidationError
+from gridmap.services.errors import NotFound, ValidationError, parse_bool
 from gridmap.services.scopes import SCOPE_SHRINK_DEGREES
 
 # Months of the cell tables are calendar months in this zone (migration 0003 uses the same).
@@ -187,7 +187,7 @@ class IncidentFilter:
         start, end = _parse_date(date_from, "from"), _parse_date(date_to, "to")
         if start and end and start > end:
             raise ValidationError("the period's start is after its end", "from")
-        late = _parse_bool(overdue, "overdue")
+        late = parse_bool(overdue, "overdue")
         # Whole minutes: a tile filtered on overdue keeps its ETag for up to a minute.
         as_of = datetime.now(LOCAL_TIME_ZONE).replace(second=0, microsecond=0) if late is not None else None
         return cls(tuple(cats), tuple(s for s in STATUSES if s in wanted), start, end, late, as_of)
@@ -242,17 +242,6 @@ class IncidentFilter:
         return {"whole_time": self.whole_time, "month_from": month_from, "month_to": month_to,
                 "edge1_from": edges[0][0], "edge1_to": edges[0][1],
                 "edge2_from": edges[1][0], "edge2_to": edges[1][1]}
-
-
-def _parse_bool(value: str | None, field: str) -> bool | None:
-    if value in (None, ""):
-        return None
-    text_ = str(value).lower()
-    if text_ in ("1", "true", "yes", "on"):
-        return True
-    if text_ in ("0", "false", "no", "off"):
-        return False
-    raise ValidationError(f"{field} must be true or false (1 or 0)", field)
 
 
 def _parse_date(value: str | None, field: str) -> date | None:
