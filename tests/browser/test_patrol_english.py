@@ -3,7 +3,6 @@ highlight control, its count, grid tooltips, the legend, a planned stop's popup)
 import re
 
 import pytest
-from sqlalchemy import text
 
 from tests.conftest import login
 
@@ -11,15 +10,6 @@ pytestmark = pytest.mark.browser
 
 ZONE = "410421102000-Z1"
 HAN = re.compile(r"[\u4e00-\u9fff]")
-
-
-@pytest.fixture
-def new_routes(engine):
-    with engine.connect() as conn:
-        last = conn.execute(text("SELECT coalesce(max(id), 0) FROM patrol_routes")).scalar()
-    yield
-    with engine.begin() as conn:
-        conn.execute(text("DELETE FROM patrol_routes WHERE id > :i"), {"i": last})
 
 
 def test_coverage_map_labels_in_english(live_server, page):

@@ -3,21 +3,10 @@ are drawn as numbered markers 1..n in visiting order along the path, and the GPX
 the same stops. The coverage map outlines the grids not visited in N hours as N changes."""
 import gpxpy
 import pytest
-from sqlalchemy import text
 
 from tests.conftest import login
 
 ZONE = "410421102000-Z1"
-
-
-@pytest.fixture
-def new_routes(engine):
-    """Removes the routes the test plans from the committed demo data."""
-    with engine.connect() as conn:
-        last = conn.execute(text("SELECT coalesce(max(id), 0) FROM patrol_routes")).scalar()
-    yield
-    with engine.begin() as conn:
-        conn.execute(text("DELETE FROM patrol_routes WHERE id > :i"), {"i": last})
 
 
 def test_plan_a_route_and_see_the_numbered_stops(live_server, page, new_routes):
