@@ -38,6 +38,7 @@ sys.path.insert(0, str(ROOT))
 from gridmap.catalog import SUBCATEGORY_CODES  # noqa: E402
 from gridmap.services.demo import DEMO_DIR  # noqa: E402
 from tests.conftest import create_scratch_database, drop_database, migrate  # noqa: E402
+from tests.incident_helpers import points_in_grids  # noqa: E402
 
 OUT = ROOT / "bench" / "out"
 CATEGORY_SHARES = {"DSP": 0.30, "SEC": 0.24, "FIR": 0.13, "HAZ": 0.03, "LOG": 0.07, "TRF": 0.08, "ACC": 0.06,
@@ -47,25 +48,6 @@ OGR2OGR = shutil.which("ogr2ogr") or "/usr/bin/ogr2ogr"
 
 def log(message: str) -> None:
     print(message, flush=True)
-
-
-def points_in_grids(grids: gpd.GeoDataFrame, n: int, rng: np.random.Generator) -> np.ndarray:
-    """``n`` points inside the grids, population-weighted, uniform within each grid."""
-    weights = np.maximum(grids["population"].to_numpy(dtype=float), 1.0)
-    counts = rng.multinomial(n, weights / weights.sum())
-    out = []
-    for geom, count in zip(grids.geometry, counts):
-        if count == 0:
-            continue
-        minx, miny, maxx, maxy = geom.bounds
-        shapely.prepare(geom)
-        found = np.empty((0, 2))
-        while len(found) < count:
-            xy = np.column_stack([rng.uniform(minx, maxx, count * 2), rng.uniform(miny, maxy, count * 2)])
-            found = np.vstack([found, xy[shapely.contains_xy(geom, xy[:, 0], xy[:, 1])]])
-        out.append(found[:count])
-    xy = np.vstack(out)
-    return xy[rng.permutation(len(xy))]
 
 
 def make_file(n: int, seed: int) -> Path:

@@ -4,6 +4,8 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, timedelta, timezone
 
+import numpy as np
+import shapely
 from sqlalchemy import text
 
 from gridmap.services.errors import Conflict, Forbidden, NotFound
@@ -11,6 +13,26 @@ from gridmap.services.errors import Conflict, Forbidden, NotFound
 FANYING = "410421102204"      # 范营村, 闹店镇
 NAODIAN = "410421102000"      # 闹店镇
 OTHER_TOWN_VILLAGE = "410421100003"
+
+
+def points_in_grids(grids, n: int, rng: np.random.Generator) -> np.ndarray:
+    """``n`` (lon, lat) points inside the grids (a GeoDataFrame with ``population``),
+    population-weighted, uniform within each grid, in random order."""
+    weights = np.maximum(grids["population"].to_numpy(dtype=float), 1.0)
+    counts = rng.multinomial(n, weights / weights.sum())
+    out = []
+    for geom, count in zip(grids.geometry, counts):
+        if count == 0:
+            continue
+        minx, miny, maxx, maxy = geom.bounds
+        shapely.prepare(geom)
+        found = np.empty((0, 2))
+        while len(found) < count:
+            xy = np.column_stack([rng.uniform(minx, maxx, count * 2), rng.uniform(miny, maxy, count * 2)])
+            found = np.vstack([found, xy[shapely.contains_xy(geom, xy[:, 0], xy[:, 1])]])
+        out.append(found[:count])
+    xy = np.vstack(out)
+    return xy[rng.permutation(len(xy))]
 
 
 def interior_point(session, village_code: str, index: int = 0) -> tuple[str, float, float]:

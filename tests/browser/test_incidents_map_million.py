@@ -16,25 +16,11 @@ from sqlalchemy import create_engine, text
 
 from tests.browser.test_incidents_map import view, wait_for_tiles
 from tests.services.import_support import gridmap
+from tests.incident_helpers import points_in_grids
 from tests.conftest import PASSWORD, create_scratch_database, drop_database, free_port, login, migrate
 
 TOTAL = 1_000_000
 MAX_TILE_BYTES = 500 * 1024
-
-
-def points_in_grids(grids, n: int, rng: np.random.Generator) -> np.ndarray:
-    """``n`` points inside the grids, population-weighted, uniform within each grid."""
-    weights = np.maximum(grids["population"].to_numpy(dtype=float), 1.0)
-    counts = rng.multinomial(n, weights / weights.sum())
-    out = []
-    for geom, count in zip(grids.geometry, counts):
-        xmin, ymin, xmax, ymax = geom.bounds
-        got = np.empty((0, 2))
-        while len(got) < count:
-            xy = rng.uniform((xmin, ymin), (xmax, ymax), size=(2 * count + 16, 2))
-            got = np.vstack([got, xy[shapely.contains_xy(geom, xy[:, 0], xy[:, 1])]])
-        out.append(got[:count])
-    return np.vstack(out)
 
 
 def write_incidents(path, grids, n: int, seed: int = 20) -> None:
