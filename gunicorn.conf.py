@@ -10,3 +10,6 @@ worker_class = "gthread"
 threads = 2
 # Seconds an idle keep-alive connection stays open: a map's burst of tiles, a reporter's next pin.
 keepalive = 5
+# The C HTTP parser (gunicorn_h1c, picohttpparser): a third less worker CPU a request than the
+# pure-Python parser (bench/bench_api.py). Required, so a missing build fails at start.
+http_parser = "fast"

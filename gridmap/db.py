@@ -4,7 +4,9 @@ from __future__ import annotations
 import hashlib
 import re
 import time
+from collections import namedtuple
 from contextlib import contextmanager
+from functools import lru_cache
 from typing import Iterator, Mapping
 
 from sqlalchemy import create_engine, event, exc
@@ -14,6 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from gridmap.config import database_url
 
 _engines: dict[str, Engine] = {}
+_autocommit_engines: dict[Engine, Engine] = {}
 
 # A pooled connection idle for longer than this is tested (SELECT 1) before use: after a database
 # restart or a dropped connection the request gets a fresh one. Connections in steady use (a burst
@@ -31,6 +34,15 @@ def get_engine(url: str | None = None) -> Engine:
     if url not in _engines:
         _engines[url] = create_gridmap_engine(url)
     return _engines[url]
+
+
+def autocommit_engine(engine: Engine) -> Engine:
+    """A second engine on ``engine``'s database whose connections stay in autocommit, for
+    statements that are each a transaction of their own: no BEGIN and COMMIT round trips, and no
+    isolation level switched (one more round trip each way) per checkout."""
+    if engine not in _autocommit_engines:
+        _autocommit_engines[engine] = create_gridmap_engine(engine.url, isolation_level="AUTOCOMMIT")
+    return _autocommit_engines[engine]
 
 
 def create_gridmap_engine(url: str, ping_after_idle_s: float = PING_AFTER_IDLE_S, **kw) -> Engine:
@@ -97,6 +109,38 @@ class PreparedStatement:
             connection.exec_driver_sql(self.prepare_sql)
             prepared.add(self.name)
         return connection.exec_driver_sql(self.execute_sql, tuple(params[n] for n in self.names))
+
+    def run_alone(self, engine: Engine, params: Mapping):
+        """Run the statement as a transaction of its own on ``autocommit_engine(engine)`` and return
+        its first row (a named tuple) or None. It talks to the driver directly: for a row of some
+        forty columns SQLAlchemy's result set-up costs more than the row itself (bench_api). Driver
+        errors come out as SQLAlchemy's ``DBAPIError``, as from ``execute``."""
+        autocommit = autocommit_engine(engine)
+        driver_error = autocommit.dialect.loaded_dbapi.Error
+        pooled = autocommit.raw_connection()
+        try:
+            prepared = pooled.info.setdefault("gridmap_prepared", set())
+            with pooled.cursor() as cursor:
+                try:
+                    if self.name not in prepared:
+                        cursor.execute(self.prepare_sql)
+                        prepared.add(self.name)
+                    cursor.execute(self.execute_sql, tuple(params[n] for n in self.names))
+                    row = cursor.fetchone()
+                except driver_error as err:
+                    if autocommit.dialect.is_disconnect(err, pooled.dbapi_connection, cursor):
+                        pooled.invalidate(err)
+                    raise exc.DBAPIError.instance(self.execute_sql, None, err, driver_error,
+                                                  dialect=autocommit.dialect) from err
+                names = tuple(column.name for column in cursor.description)
+        finally:
+            pooled.close()
+        return None if row is None else _row_type(names)(*row)
+
+
+@lru_cache(maxsize=64)
+def _row_type(names: tuple[str, ...]):
+    return namedtuple("Row", names)
 
 
 def make_session(url: str | None = None, **kw) -> Session:

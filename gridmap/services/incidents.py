@@ -405,9 +405,11 @@ def create_incident(session: Session, user: User, data, settings: IncidentSettin
     }
     # A statement is atomic: run alone (autocommit), it is a transaction of its own.
     own_transaction = commit and not session.in_transaction() and isinstance(session.get_bind(), Engine)
-    connection = session.connection(execution_options={"isolation_level": "AUTOCOMMIT"} if own_transaction else None)
     try:
-        row = REPORT.execute(connection, params).one()
+        if own_transaction:
+            row = REPORT.run_alone(session.get_bind(), params)
+        else:
+            row = REPORT.execute(session.connection(), params).one()
     except DBAPIError as err:
         if getattr(err.orig, "pgcode", None) == "GM001":
             raise ValidationError("the point lies in no grid of the county", "lon") from None

@@ -386,33 +386,50 @@ def test_incident_detail_is_not_found_outside_scope(db_session, worker, make_use
     assert db_session.get(Incident, created.id) is not None
 
 
-def test_a_committed_report_is_one_round_trip_of_its_own(engine):
+def test_a_committed_report_is_one_round_trip_of_its_own(engine, monkeypatch):
     """With commit=True on a fresh session (a web request) the report's statement runs as its own
-    transaction: no BEGIN, no COMMIT, nothing left open, and the rows are visible at once."""
+    transaction on an autocommit connection: no BEGIN, no COMMIT, nothing left open, and the rows
+    are visible at once. What reaches the driver is logged by psycopg2's LoggingConnection."""
     import psycopg2.extensions
-    from sqlalchemy import event
+    from psycopg2.extras import LoggingConnection
 
+    from gridmap import db
     from gridmap.models import User
 
-    client_id = str(uuid.uuid4())
+    class Sent(list):
+        def write(self, statement):
+            self.append(statement)
+
+    sent = Sent()
+
+    class Logged(LoggingConnection):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.initialize(sent)
+
+    logged = db.create_gridmap_engine(engine.url, isolation_level="AUTOCOMMIT",
+                                      connect_args={"connection_factory": Logged})
+    monkeypatch.setitem(db._autocommit_engines, engine, logged)
+    client_id, warm = str(uuid.uuid4()), None
     with Session(engine) as setup:
         worker_id = setup.execute(text("SELECT id FROM users WHERE username = 'fanying'")).scalar_one()
         _, lon, lat = interior_point(setup, FANYING)
         other_lon, other_lat = interior_point(setup, OTHER_TOWN_VILLAGE)[1:]
-    sent = []
-    record = lambda conn, cursor, statement, *rest: sent.append(statement)  # noqa: E731
     try:
         with Session(engine, expire_on_commit=False) as session:
             worker = session.get(User, worker_id)
             session.expunge_all()
             session.close()   # as a request with a cached login: nothing begun yet
-            event.listen(engine, "before_cursor_execute", record)
+            # The first report on a connection also sends its PREPARE (and the pool's set-up).
+            warm = incidents.create_incident(session, worker, payload(lon, lat), SETTINGS, commit=True)
+            sent.clear()
             result = incidents.create_incident(session, worker, payload(lon, lat, client_id=client_id), SETTINGS,
                                                commit=True)
-            event.remove(engine, "before_cursor_execute", record)
-            dbapi = session.connection().connection.dbapi_connection
-            assert dbapi.get_transaction_status() == psycopg2.extensions.TRANSACTION_STATUS_IDLE
-            assert result.created and len(sent) == 1
+            assert len(sent) == 1 and "EXECUTE gridmap_report_incident" in sent[0], sent
+            assert result.created and not session.in_transaction()
+            with logged.connect() as probe:
+                status = probe.connection.dbapi_connection.get_transaction_status()
+            assert status == psycopg2.extensions.TRANSACTION_STATUS_IDLE
             with engine.connect() as other:
                 counts = other.execute(text(
                     "SELECT (SELECT count(*) FROM incidents WHERE client_id = :c), "
@@ -430,5 +447,7 @@ def test_a_committed_report_is_one_round_trip_of_its_own(engine):
             session.close()
             assert row_counts(session) == before
     finally:
+        logged.dispose()
         with engine.begin() as conn:
-            conn.execute(text("DELETE FROM incidents WHERE client_id = :c"), {"c": client_id})
+            conn.execute(text("DELETE FROM incidents WHERE id = :w OR client_id = :c"),
+                         {"w": warm.incident.id if warm else None, "c": client_id})
