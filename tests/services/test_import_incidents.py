@@ -230,7 +230,7 @@ def test_the_service_loads_by_copy_and_places_in_one_statement(county, tmp_path)
     assert report.imported == n
     assert sum(s.startswith("COPY gridmap_incident_import") for s in statements) == 1
     inserts = [s for s in statements if s.startswith("INSERT INTO incidents")]
-    assert len(inserts) == 1 and "JOIN grids g ON ST_Intersects" in inserts[0]
+    assert len(inserts) == 1 and "ST_Intersects(g.geom, s.geom)" in inserts[0]
     stored = rows(county, "SELECT count(*), count(DISTINCT grid_code) FROM incidents")[0]
     assert stored == (n, 5)
     wrong = scalar(county, "SELECT count(*) FROM incidents i JOIN grids g ON g.code = i.grid_code "
