@@ -36,12 +36,20 @@ def get_engine(url: str | None = None) -> Engine:
     return _engines[url]
 
 
+# Settings of the short-statement connections: PostgreSQL's JIT (set off by large cost estimates
+# over big tables) compiles for longer than such statements run, and starting parallel workers
+# costs more than they save.
+SHORT_STATEMENT_OPTIONS = "-c jit=off -c max_parallel_workers_per_gather=0"
+
+
 def autocommit_engine(engine: Engine) -> Engine:
-    """A second engine on ``engine``'s database whose connections stay in autocommit, for
-    statements that are each a transaction of their own: no BEGIN and COMMIT round trips, and no
-    isolation level switched (one more round trip each way) per checkout."""
+    """A second engine on ``engine``'s database for short statements that are each a transaction
+    of their own (a report, a vector tile's queries): its connections stay in autocommit, so there
+    are no BEGIN, COMMIT or ROLLBACK round trips and no isolation level switched per checkout, and
+    they run with ``SHORT_STATEMENT_OPTIONS``."""
     if engine not in _autocommit_engines:
-        _autocommit_engines[engine] = create_gridmap_engine(engine.url, isolation_level="AUTOCOMMIT")
+        _autocommit_engines[engine] = create_gridmap_engine(
+            engine.url, isolation_level="AUTOCOMMIT", connect_args={"options": SHORT_STATEMENT_OPTIONS})
     return _autocommit_engines[engine]
 
 

@@ -25,6 +25,7 @@ from typing import Callable, Iterable
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import text
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from gridmap.catalog import (CATEGORIES, CATEGORY_BY_CODE, COUNTY_WIDE_ROLES, OPEN_STATUSES, STATUS_ZH,
@@ -296,10 +297,7 @@ def tile_width_m(z: int) -> float:
     return 2 * MERCATOR_HALF / 2 ** z
 
 
-# Tile queries are short: PostgreSQL's JIT (set off by large cost estimates over big tables)
-# compiles for longer than they run, and starting parallel workers costs more than it saves.
-_SHORT_QUERY_SETTINGS = ("set_config('jit', 'off', true) AS jit, "
-                         "set_config('max_parallel_workers_per_gather', '0', true) AS workers")
+_VERSIONS = text("SELECT layer, version FROM tile_versions")
 
 
 def tile_etag(layer: str, z: int, x: int, y: int, flt: IncidentFilter, scope: Scope,
@@ -310,20 +308,25 @@ def tile_etag(layer: str, z: int, x: int, y: int, flt: IncidentFilter, scope: Sc
     return hashlib.sha256("/".join(map(str, parts)).encode()).hexdigest()[:32]
 
 
-def render_tile(session: Session, layer: str, z: int, x: int, y: int,
+def render_tile(session: Session | Connection, layer: str, z: int, x: int, y: int,
                 flt: IncidentFilter | None = None, scope: Scope | None = None) -> bytes:
-    """The MVT bytes of one tile; an empty bytes object when the tile holds nothing."""
+    """The MVT bytes of one tile; an empty bytes object when the tile holds nothing.
+
+    Tiles are made of short queries: give them a connection of ``gridmap.db.autocommit_engine``
+    (JIT and parallel workers off), as the tile endpoint does."""
     flt, scope = _checked(layer, z, x, y, flt, scope)
-    session.execute(text(f"SELECT {_SHORT_QUERY_SETTINGS}"))
     return _render(session, layer, z, x, y, flt, scope)
 
 
-def conditional_tile(session: Session, layer: str, z: int, x: int, y: int, flt: IncidentFilter | None,
-                     scope: Scope | None, known: Callable[[str], bool]) -> tuple[str, bytes | None]:
+def conditional_tile(session: Session | Connection, layer: str, z: int, x: int, y: int,
+                     flt: IncidentFilter | None, scope: Scope | None,
+                     known: Callable[[str], bool]) -> tuple[str, bytes | None]:
     """The tile's ETag and its bytes, or None for the bytes when ``known(etag)`` (the client
-    has them already). The data versions come in the same round trip as the query settings."""
+    has them already). The data versions are read first: on an autocommit connection a write
+    between the statements can only make the bytes newer than the ETag says, which the next
+    revalidation corrects, never older."""
     flt, scope = _checked(layer, z, x, y, flt, scope)
-    rows = session.execute(text(f"SELECT layer, version, {_SHORT_QUERY_SETTINGS} FROM tile_versions")).all()
+    rows = session.execute(_VERSIONS).all()
     etag = tile_etag(layer, z, x, y, flt, scope, {r[0]: r[1] for r in rows})
     if known(etag):
         return etag, None
@@ -470,7 +473,6 @@ def incidents_at(session: Session, lon, lat, z, flt: IncidentFilter | None = Non
     px, py = mercator(lon, lat)
     x, y = tile_at(px, py, z)
     base = incident_params(z, x, y, flt, scope)
-    session.execute(text(f"SELECT {_SHORT_QUERY_SETTINGS}"))
     if shows_points(session, z, x, y, flt, scope):
         radius = CLICK_RADIUS_PX * tile_width_m(z) / 256
         rows = _run(session, "incidents", "nearest",

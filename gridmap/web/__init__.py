@@ -1,13 +1,16 @@
 """Web layer: blueprints, per-request session, login, CSRF, languages, JSON errors."""
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 from flask import Flask, g, jsonify, request
+from sqlalchemy.engine import Engine
 from flask_babel import Babel, get_locale
 from flask_login import LoginManager
 from flask_wtf.csrf import CSRFProtect
 from werkzeug.exceptions import HTTPException
 
-from gridmap.db import get_engine
+from gridmap.db import autocommit_engine, get_engine
 from gridmap.services.errors import GridmapError
 
 csrf = CSRFProtect()
@@ -103,3 +106,19 @@ def db_session():
     if "db_session" not in g:
         g.db_session = current_app.extensions["gridmap_sessionmaker"]()
     return g.db_session
+
+
+@contextmanager
+def short_statements():
+    """A connection for a request's few short read-only statements (a vector tile, a click on the
+    map): autocommit, so no BEGIN and ROLLBACK round trips, with JIT and parallel workers off
+    (``gridmap.db.autocommit_engine``). Returned to the pool when the block ends. Where the
+    sessions are bound to one connection (a test's transaction), that connection."""
+    from flask import current_app
+
+    bind = current_app.extensions["gridmap_sessionmaker"].kw["bind"]
+    if not isinstance(bind, Engine):
+        yield bind
+        return
+    with autocommit_engine(bind).connect() as connection:
+        yield connection

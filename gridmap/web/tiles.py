@@ -11,7 +11,7 @@ from flask_login import current_user
 
 from gridmap.tiles import registry
 from gridmap.tiles.registry import IncidentFilter, Scope
-from gridmap.web import db_session
+from gridmap.web import short_statements
 
 bp = Blueprint("tiles", __name__)
 
@@ -40,8 +40,9 @@ def tile(layer: str, z: int, x: int, y: int):
     registry.check_tile(z, x, y)
     flt = _incident_filter() if layer == "incidents" else IncidentFilter()
     scope = _scope()
-    etag, body = registry.conditional_tile(db_session(), layer, z, x, y, flt, scope,
-                                           request.if_none_match.contains_weak)
+    with short_statements() as connection:
+        etag, body = registry.conditional_tile(connection, layer, z, x, y, flt, scope,
+                                               request.if_none_match.contains_weak)
     response = Response(status=304) if body is None else Response(body, mimetype=MVT_MIMETYPE)
     response.set_etag(etag)
     # Incidents change all day: always revalidate (cheap, a 304). Boundaries rarely change.
@@ -53,8 +54,9 @@ def tile(layer: str, z: int, x: int, y: int):
 @bp.get("/tiles/incidents/at")
 def incidents_at():
     _require_login()
-    answer = registry.incidents_at(db_session(), request.args.get("lon"), request.args.get("lat"),
-                                   request.args.get("z"), _incident_filter(), _scope())
+    with short_statements() as connection:
+        answer = registry.incidents_at(connection, request.args.get("lon"), request.args.get("lat"),
+                                       request.args.get("z"), _incident_filter(), _scope())
     return jsonify(answer)
 
 
