@@ -167,3 +167,8 @@ BULLETIN_SECTIONS = ("incidents", "cases", "three_zero", "inspections", "patrol"
 BULLETIN_SECTION_ZH = {"incidents": "事件分类统计", "cases": "案件受理办结情况", "three_zero": "“三零”创建情况",
                        "inspections": "重点场所巡检情况", "patrol": "巡逻覆盖情况", "publicity": "普法宣传（法律六进）",
                        "ranking": "乡镇排名"}
+
+
+# Neighbouring polygons share edges only up to floating-point noise; shrinking a user's scope by
+# about 30 m before testing polygons keeps neighbours that merely touch out of scope.
+SCOPE_SHRINK_DEGREES = 0.0003

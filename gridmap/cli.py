@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from gridmap.services.errors import GridmapError
+from gridmap.errors import GridmapError
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -197,7 +197,7 @@ def registries_bulletin(period, start, end, town, title, out):
 
     from gridmap.db import session_scope
     from gridmap.services import bulletins
-    from gridmap.services.errors import ValidationError
+    from gridmap.errors import ValidationError
     from gridmap.services.registries import today_in_china
 
     suffix = out.suffix.lower()
@@ -219,7 +219,7 @@ def registries_bulletin(period, start, end, town, title, out):
 # --- imports of a county's own data ---------------------------------------------------------
 
 def _pairs(values, option: str) -> dict[str, str]:
-    from gridmap.services.errors import ValidationError
+    from gridmap.errors import ValidationError
 
     pairs = {}
     for value in values:
@@ -412,7 +412,7 @@ def import_tracks_command(file, zone, officer, fmt):
     Beijing time). Wrong fixes (outside the county, faster than a car, repeated times) are dropped and
     counted."""
     from gridmap.db import session_scope
-    from gridmap.services.errors import ValidationError
+    from gridmap.errors import ValidationError
     from gridmap.services.patrol import PatrolSettings, upload_track
 
     try:

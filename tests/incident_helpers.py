@@ -8,7 +8,7 @@ import numpy as np
 import shapely
 from sqlalchemy import text
 
-from gridmap.services.errors import Conflict, Forbidden, NotFound
+from gridmap.errors import Conflict, Forbidden, NotFound
 
 FANYING = "410421102204"      # 范营村, 闹店镇
 NAODIAN = "410421102000"      # 闹店镇

@@ -10,8 +10,8 @@ FORBIDDEN = {
     "maps": ("flask", "sqlalchemy", "geoalchemy2", "gridmap.web", "gridmap.services", "gridmap.db",
              "gridmap.models"),
     "models": ("flask", "gridmap.web", "gridmap.services", "gridmap.maps"),
-    "services": ("flask", "gridmap.web"),
-    "tiles": ("flask", "gridmap.web"),
+    "services": ("flask", "gridmap.web", "gridmap.tiles"),
+    "tiles": ("flask", "gridmap.web", "gridmap.services", "gridmap.maps"),
     "demo": ("flask", "sqlalchemy", "gridmap.web", "gridmap.services", "gridmap.db"),
 }
 

@@ -11,7 +11,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from gridmap.catalog import COUNTY_WIDE_ROLES, ROLES
 from gridmap.models import ApiToken, AuditEntry, Grid, PatrolZone, Town, User, Village
-from gridmap.services.errors import Conflict, NotFound, ValidationError
+from gridmap.errors import Conflict, NotFound, ValidationError
 
 
 def token_hash(token: str) -> str:

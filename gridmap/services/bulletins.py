@@ -39,7 +39,7 @@ from gridmap.catalog import BULLETIN_SECTION_ZH, BULLETIN_SECTIONS, CATEGORIES, 
 from gridmap.maps.registries import render_bulletin_map
 from gridmap.models import County, Incident, Inspection, LegalActivity, Place, Town, User, Village
 from gridmap.services import patrol, risk
-from gridmap.services.errors import Forbidden, ValidationError
+from gridmap.errors import Forbidden, ValidationError
 from gridmap.services.incidents import CHINA_TZ
 
 BULLETIN_ROLES = ("admin", "county_officer", "viewer")

@@ -20,7 +20,7 @@ from gridmap.catalog import (CATEGORY_BY_CODE, DISPATCH_KIND_ZH, RESOLUTION_LEVE
 from gridmap.models import (CaseReview, CaseReviewItem, Incident, MediationPoint, PoliceStation, Town, User,
                             Village)
 from gridmap.services.accounts import audit
-from gridmap.services.errors import Forbidden, NotFound, ValidationError
+from gridmap.errors import Forbidden, NotFound, ValidationError
 from gridmap.services.incidents import CHINA_TZ
 from gridmap.services.registries import _int, _text, parse_date, today_in_china
 

@@ -15,7 +15,7 @@ from gridmap.catalog import CATEGORY_BY_CODE
 from gridmap.services.accounts import audit, create_user
 from gridmap.services.demo_patrol import load_demo_tracks
 from gridmap.services.demo_registries import load_demo_registries
-from gridmap.services.errors import ValidationError
+from gridmap.errors import ValidationError
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEMO_DIR = PROJECT_ROOT / "geodata" / "baofeng"

@@ -10,7 +10,7 @@ import pandas as pd
 from sqlalchemy.orm import Session
 
 from gridmap.analysis.tracks import transformer
-from gridmap.services.errors import ValidationError
+from gridmap.errors import ValidationError
 from gridmap.services.patrol import PatrolSettings, clean_tracks, county_outline, store_tracks
 
 TRACKS_FILE = "tracks.csv.gz"

@@ -11,7 +11,7 @@ from psycopg2.extras import execute_values
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from gridmap.services.errors import ValidationError
+from gridmap.errors import ValidationError
 
 # Children first, so deleting in this order never trips a foreign key.
 REGISTRY_TABLES = ("case_review_items", "case_reviews", "inspections", "places", "village_staff", "legal_activities")

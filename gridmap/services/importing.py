@@ -32,7 +32,7 @@ from gridmap.analysis.grid_tiling import grid_tiling_problems
 from gridmap.catalog import MEDIATION_KIND_ZH, MEDIATION_KINDS
 from gridmap.config import Config
 from gridmap.services.accounts import audit
-from gridmap.services.errors import ValidationError
+from gridmap.errors import ValidationError
 
 VECTOR_SUFFIXES = (".gpkg", ".shp", ".geojson", ".json", ".kml", ".zip")
 CSV_SUFFIXES = (".csv", ".csv.gz", ".txt")

@@ -20,7 +20,7 @@ from gridmap.catalog import LEGAL_CLASSES, OPEN_STATUSES, STATUS_ZH, STATUSES
 from gridmap.db import PreparedStatement
 from gridmap.models import (County, Grid, Incident, IncidentCategory, IncidentEvent, IncidentSubcategory,
                             PatrolZone, Town, User, Village)
-from gridmap.services.errors import Conflict, Forbidden, NotFound, ValidationError, parse_bool
+from gridmap.errors import Conflict, Forbidden, NotFound, ValidationError, parse_bool
 from gridmap.services.layers import parse_bbox
 from gridmap.services.scopes import coded_condition, is_county_wide
 

@@ -52,11 +52,11 @@ from gridmap.models import (County, Grid, PatrolRoute, PatrolTrack, PatrolZone, 
 from gridmap.models.patrol import TRACK_FORMATS
 from gridmap.services import risk
 from gridmap.services.accounts import audit
-from gridmap.services.errors import Forbidden, NotFound, ValidationError
+from gridmap.errors import Forbidden, NotFound, ValidationError
 from gridmap.services.importing import (ImportRefused, ImportReport, RowProblem, SourceOptions, check_coordinates,
                                         expected_extent, read_features)
 from gridmap.services.incidents import CHINA_TZ
-from gridmap.services.scopes import SCOPE_SHRINK_DEGREES
+from gridmap.catalog import SCOPE_SHRINK_DEGREES
 
 # Roles and what they may do with patrol data.
 TRACK_WRITERS = ("police", "county_officer", "admin")

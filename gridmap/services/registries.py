@@ -25,7 +25,7 @@ from gridmap.catalog import (ACTIVITY_KIND_ZH, ACTIVITY_KINDS, CATEGORY_BY_CODE,
 from gridmap.models import (Grid, Incident, IncidentEvent, Inspection, LegalActivity, Place, StaffAssignment, Town,
                             User, Village)
 from gridmap.services.accounts import audit
-from gridmap.services.errors import Conflict, Forbidden, NotFound, ValidationError, parse_bool
+from gridmap.errors import Conflict, Forbidden, NotFound, ValidationError, parse_bool
 from gridmap.services.incidents import (CHINA_TZ, create_incident, locate_in_scope, parse_coordinates,
                                        visible_condition)
 from gridmap.services.layers import parse_bbox

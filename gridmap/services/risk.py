@@ -44,9 +44,10 @@ from gridmap.catalog import (CATEGORY_BY_CODE, LEGAL_CLASS_ZH, MEDIATION_KIND_ZH
 from gridmap.config import Config
 from gridmap.models import (Grid, GridAdjacencyCache, Incident, Inspection, MediationPoint, PatrolZone, Place, Town,
                             User, Village)
-from gridmap.services.errors import ValidationError
+from gridmap.errors import ValidationError
 from gridmap.services.incidents import CHINA_TZ, mediation_point_scopes, visible_condition
-from gridmap.services.scopes import SCOPE_SHRINK_DEGREES, coded_condition, is_county_wide
+from gridmap.catalog import SCOPE_SHRINK_DEGREES
+from gridmap.services.scopes import coded_condition, is_county_wide
 
 RISK_FORMATS = ("json", "geojson", "csv")
 FILE_FORMATS = ("csv", "geojson", "gpkg", "xlsx")

@@ -4,7 +4,7 @@ from __future__ import annotations
 from sqlalchemy import false, func, or_, select, true
 from sqlalchemy.orm import Session
 
-from gridmap.catalog import COUNTY_WIDE_ROLES
+from gridmap.catalog import COUNTY_WIDE_ROLES, SCOPE_SHRINK_DEGREES
 from gridmap.models import Grid, PatrolZone, Town, User, Village
 
 
@@ -21,9 +21,6 @@ def scope_area(session: Session, user: User):
     return select(func.ST_Union(union.c.geom)).scalar_subquery()
 
 
-# Neighbouring polygons share edges only up to floating-point noise; shrinking the scope by
-# about 30 m before testing polygons keeps neighbours that merely touch out of scope.
-SCOPE_SHRINK_DEGREES = 0.0003
 
 
 def area_condition(session: Session, user: User, geom_column, points: bool = False):

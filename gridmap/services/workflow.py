@@ -21,7 +21,7 @@ from gridmap.catalog import (DISPATCH_KIND_ZH, DISPATCH_KINDS, LEGAL_CLASSES, ME
 from gridmap.models import (Incident, IncidentCategory, IncidentEvent, MediationPoint, PoliceStation, Town,
                             User, Village)
 from gridmap.services.accounts import audit
-from gridmap.services.errors import Conflict, Forbidden, NotFound, ValidationError
+from gridmap.errors import Conflict, Forbidden, NotFound, ValidationError
 from gridmap.services.incidents import (get_visible_incident, incident_detail, mediation_point_scopes, utcnow)
 
 SUPERVISING = ("town_supervisor", "county_officer", "admin")

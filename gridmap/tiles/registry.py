@@ -28,10 +28,9 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
-from gridmap.catalog import (CATEGORIES, CATEGORY_BY_CODE, COUNTY_WIDE_ROLES, OPEN_STATUSES, STATUS_ZH,
-                             STATUSES)
-from gridmap.services.errors import NotFound, ValidationError, parse_bool
-from gridmap.services.scopes import SCOPE_SHRINK_DEGREES
+from gridmap.catalog import (CATEGORIES, CATEGORY_BY_CODE, COUNTY_WIDE_ROLES, OPEN_STATUSES, SCOPE_SHRINK_DEGREES,
+                             STATUS_ZH, STATUSES)
+from gridmap.errors import NotFound, ValidationError, parse_bool
 
 # Months of the cell tables are calendar months in this zone (migration 0003 uses the same).
 LOCAL_TIME_ZONE = ZoneInfo("Asia/Shanghai")

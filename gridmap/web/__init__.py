@@ -11,7 +11,7 @@ from flask_wtf.csrf import CSRFProtect
 from werkzeug.exceptions import HTTPException
 
 from gridmap.db import autocommit_engine, get_engine
-from gridmap.services.errors import GridmapError
+from gridmap.errors import GridmapError
 
 csrf = CSRFProtect()
 login_manager = LoginManager()

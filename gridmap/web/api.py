@@ -7,7 +7,7 @@ from flask_wtf.csrf import validate_csrf
 from wtforms import ValidationError as CSRFError
 
 from gridmap.services import layers
-from gridmap.services.errors import Forbidden, UnsupportedMediaType, ValidationError
+from gridmap.errors import Forbidden, UnsupportedMediaType, ValidationError
 from gridmap.web import db_session
 from gridmap.web.auth import current_db_user
 

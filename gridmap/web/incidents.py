@@ -22,7 +22,7 @@ from gridmap.maps.incidents import build_case_map, build_incidents_map
 from gridmap.maps.render import map_parts
 from gridmap.models import IncidentCategory, IncidentSubcategory
 from gridmap.services import incidents, layers, workflow
-from gridmap.services.errors import NotFound, ValidationError
+from gridmap.errors import NotFound, ValidationError
 from gridmap.tiles.registry import IncidentFilter
 from gridmap.web import api, db_session
 from gridmap.web.auth import current_db_user

@@ -13,9 +13,9 @@ from flask_login import current_user, login_required
 from gridmap.maps.patrol import DEFAULT_LABELS, build_coverage_map, build_route_map
 from gridmap.maps.render import map_parts
 from gridmap.services import layers, patrol, risk
-from gridmap.services.errors import GridmapError, ValidationError
+from gridmap.errors import GridmapError, ValidationError
 from gridmap.services.incidents import CHINA_TZ
-from gridmap.services import errors
+from gridmap import errors
 from gridmap.web import api, db_session
 from gridmap.web.auth import current_db_user
 

@@ -22,7 +22,7 @@ from gridmap.maps.registries import (DEFAULT_LABELS, build_activities_map, build
 from gridmap.maps.render import map_parts
 from gridmap.models import Town
 from gridmap.services import bulletins, case_review, layers, patrol, registries, risk
-from gridmap.services.errors import Forbidden, GridmapError, NotFound, ValidationError
+from gridmap.errors import Forbidden, GridmapError, NotFound, ValidationError
 from gridmap.services.importing import SourceOptions
 from gridmap.web import api, db_session
 from gridmap.web.auth import current_db_user

@@ -6,7 +6,7 @@ from shapely.geometry import Point
 from sqlalchemy import text
 
 from gridmap.services import registries
-from gridmap.services.errors import ValidationError
+from gridmap.errors import ValidationError
 from gridmap.services.importing import SourceOptions
 from tests.conftest import auth
 from tests.registries.conftest import FANYING, NAODIAN, counts, interior_point

@@ -10,7 +10,7 @@ from sqlalchemy import text
 
 from gridmap.models import Incident, Inspection, LegalActivity, Place
 from gridmap.services import bulletins
-from gridmap.services.errors import Forbidden, ValidationError
+from gridmap.errors import Forbidden, ValidationError
 from tests.conftest import auth
 from tests.registries.conftest import FANYING, NAODIAN, interior_point, other_village
 

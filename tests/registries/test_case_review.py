@@ -5,7 +5,7 @@ from sqlalchemy import select, text
 
 from gridmap.models import CaseReviewItem, Incident
 from gridmap.services import case_review
-from gridmap.services.errors import Forbidden, ValidationError
+from gridmap.errors import Forbidden, ValidationError
 from tests.conftest import auth
 from tests.registries.conftest import NAODIAN, counts
 

@@ -6,7 +6,7 @@ from sqlalchemy import select, text
 
 from gridmap.models import Incident, IncidentEvent, Inspection
 from gridmap.services import registries
-from gridmap.services.errors import Forbidden, NotFound, ValidationError
+from gridmap.errors import Forbidden, NotFound, ValidationError
 from tests.conftest import auth
 from tests.registries.conftest import FANYING, NAODIAN, counts, interior_point
 

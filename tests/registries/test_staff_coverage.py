@@ -4,7 +4,7 @@ import pytest
 
 from gridmap.analysis.staffing import gap_summary, grid_coverage, village_coverage
 from gridmap.services import registries
-from gridmap.services.errors import Forbidden, ValidationError
+from gridmap.errors import Forbidden, ValidationError
 from tests.conftest import auth
 from tests.registries.conftest import FANYING, NAODIAN, counts
 

@@ -65,7 +65,7 @@ def test_loading_twice_leaves_the_same_counts(db_session):
 
 
 def test_missing_demo_directory_is_a_clear_error(db_session, tmp_path):
-    from gridmap.services.errors import ValidationError
+    from gridmap.errors import ValidationError
 
     with pytest.raises(ValidationError, match="demo file missing"):
         load_demo(db_session, tmp_path)

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from gridmap.analysis.gcj02 import wgs84_to_gcj02
 from gridmap.models import Incident
 from gridmap.services import incidents
-from gridmap.services.errors import Conflict, Forbidden, ValidationError
+from gridmap.errors import Conflict, Forbidden, ValidationError
 from tests.incident_helpers import (FANYING, NAODIAN, OTHER_TOWN_VILLAGE, cheap_password_hashing,
                                     interior_point, other_village_in_town, payload, row_counts,
                                     village_with_two_grids)
@@ -380,7 +380,7 @@ def test_incident_detail_is_not_found_outside_scope(db_session, worker, make_use
     _, lon, lat = here
     created = incidents.create_incident(db_session, worker, payload(lon, lat), SETTINGS).incident
     stranger = make_user("svc_stranger", "town_supervisor", ["410421100000"])[0]
-    from gridmap.services.errors import NotFound
+    from gridmap.errors import NotFound
     with pytest.raises(NotFound):
         incidents.incident_detail(db_session, stranger, created.id)
     assert db_session.get(Incident, created.id) is not None

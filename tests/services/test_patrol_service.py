@@ -22,7 +22,7 @@ from sqlalchemy import text
 from gridmap.analysis.tracks import clean_fixes
 from gridmap.services import patrol
 from gridmap.services.demo import DEMO_DIR
-from gridmap.services.errors import Forbidden, ValidationError
+from gridmap.errors import Forbidden, ValidationError
 from gridmap.services.importing import ImportRefused, SourceOptions
 from gridmap.services.incidents import CHINA_TZ
 from tests.incident_helpers import cheap_password_hashing

@@ -12,7 +12,7 @@ from sqlalchemy import text
 
 from gridmap.models import User
 from gridmap.services import risk
-from gridmap.services.errors import ValidationError
+from gridmap.errors import ValidationError
 from tests.risk_helpers import (CHENGGUAN, END, FANYING, NAODIAN, PERIOD_ARGS, START, add_enterprise_with_incident,
                                 add_incident, at, grid_point, mediation_point, villages_of)
 

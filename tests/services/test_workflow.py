@@ -9,7 +9,7 @@ from sqlalchemy import text
 
 from gridmap.models import Incident
 from gridmap.services import incidents, workflow
-from gridmap.services.errors import Forbidden, NotFound, ValidationError
+from gridmap.errors import Forbidden, NotFound, ValidationError
 from tests.incident_helpers import (FANYING, MATRIX, TRANSITION_FIELDS, cheap_password_hashing,
                                     interior_point, make_people, payload, row_counts)
 

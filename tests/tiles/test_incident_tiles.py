@@ -8,7 +8,7 @@ from datetime import date, datetime
 import pytest
 from sqlalchemy import text
 
-from gridmap.services.errors import NotFound, ValidationError
+from gridmap.errors import NotFound, ValidationError
 from gridmap.tiles import registry
 from gridmap.tiles.registry import IncidentFilter, Scope
 from tests.tiles.helpers import (CHINA, EXTENT, cell_of, decode, drawn_cells, expected_cells, incidents,

@@ -1,4 +1,5 @@
-"""Typed errors raised by services; the web layer maps them to JSON, the CLI to exit status 2."""
+"""Typed errors raised by services, tiles and importers; the web layer maps them to JSON, the CLI to
+exit status 2. Plain Python, importable from every layer below the web."""
 from __future__ import annotations
 
 
