@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import psycopg2
 import pyarrow.csv as pa_csv
 import shapely
 from sqlalchemy.orm import Session
@@ -219,6 +220,8 @@ STAGING_TYPES = {
 }
 STAGING_TABLE = "gridmap_incident_import"
 POINT_SQL = "ST_SetSRID(ST_MakePoint(lon, lat), 4326)"
+# Most the staging table may hold in the session's buffers (allocated as it fills).
+STAGING_BUFFERS = "1GB"
 
 
 def _column_sql(name: str, staged: set[str], constants: dict) -> str:
@@ -308,6 +311,7 @@ def import_incidents(session: Session, path: Path | str, options: SourceOptions 
 
     conn = session.connection().connection.dbapi_connection
     with conn.cursor() as cur:
+        _room_for_staging(cur)
         cur.execute(f"DROP TABLE IF EXISTS {STAGING_TABLE}")
         # The point is made as each row arrives (a generated column), and indexed once loaded: the
         # grid join below then walks the grids and asks this index for each grid's points.
@@ -403,6 +407,19 @@ def _copy(cur, staging: pa.Table, options: SourceOptions) -> None:
               leave=False, dynamic_ncols=True) as bar:
         cur.copy_expert(f"COPY {STAGING_TABLE} ({', '.join(staging.column_names)}) FROM STDIN WITH (FORMAT csv)",
                         _CsvStream(staging, bar.update), size=1 << 20)
+
+
+def _room_for_staging(cur) -> None:
+    """Temporary tables live in the session's own buffers, 8 MB by default: a million staged rows
+    (~200 MB) then go back and forth to the kernel on every pass, which doubles the grid join.
+    The size can only be set before the session first uses a temporary table; a session that has
+    (another import on the same connection) keeps its buffers."""
+    cur.execute("SAVEPOINT gridmap_staging_buffers")
+    try:
+        cur.execute(f"SET LOCAL temp_buffers = '{STAGING_BUFFERS}'")
+    except psycopg2.Error:
+        cur.execute("ROLLBACK TO SAVEPOINT gridmap_staging_buffers")
+    cur.execute("RELEASE SAVEPOINT gridmap_staging_buffers")
 
 
 def _bulk_pays(cur, rows: int) -> bool:
