@@ -184,11 +184,19 @@ class CpuMeter:
 
     def __exit__(self, *exc):
         self.client = time.process_time() - self.own
-        self.parts = []
+        self.parts, self.by_process = [], []
         for finder, before in zip(self.finders, self.before):
             after = cpu_seconds(finder())
-            self.parts.append(sum(after[p] - before.get(p, 0.0) for p in after))
+            self.by_process.append({p: after[p] - before.get(p, 0.0) for p in after})
+            self.parts.append(sum(self.by_process[-1].values()))
         self.servers = sum(self.parts)
+
+    def shares(self, group: int) -> str:
+        """Each process's share of a group's CPU, largest first (how the connections fell on the
+        workers: a keep-alive connection stays with the worker that accepted it)."""
+        spent = sorted(self.by_process[group].values(), reverse=True)
+        total = sum(spent) or 1.0
+        return " / ".join(f"{100 * s / total:.0f} %" for s in spent if s > 0)
 
 
 def api_posts(base: str, token: str, items: list[dict], clients: int) -> tuple[list[float], float, list[int], int]:
@@ -299,7 +307,8 @@ def main() -> int:
                     f"max {max(latencies) * 1000:.0f} ms); API / raw = {ratio:.3f}; CPU {api_cpu:.2f} ms a request "
                     f"(workers {cpu.parts[0] / len(latencies) * 1000:.2f}, database "
                     f"{cpu.parts[1] / len(latencies) * 1000:.2f}, client "
-                    f"{cpu.client / len(latencies) * 1000:.2f}); raw / API CPU = {raw_cpu / api_cpu:.3f}")
+                    f"{cpu.client / len(latencies) * 1000:.2f}); raw / API CPU = {raw_cpu / api_cpu:.3f}; "
+                    f"workers' shares {cpu.shares(0)}")
                 if run == 0:
                     if ratio < 0.5:
                         failures.append(f"API/raw = {ratio:.3f} < 0.5 ({clients} clients)")
