@@ -94,6 +94,19 @@ def test_grids_from_geojson_get_area_in_metric_crs_and_a_clean_tiling_report(cou
     assert (village, population) == ("410421901201", 1200)
 
 
+def test_grids_with_heights_are_stored_flat(county, tmp_path):
+    """Survey and KML exports carry a height on every vertex: the polygons are stored in 2D."""
+    records = [{"code": code, "name": f"第{code[-1]}网格", "population": 1200, "households": 400} for code in GRIDS]
+    raised = [shapely.force_3d(geom, 120.0) for geom in GRIDS.values()]
+    path = write(tmp_path / "grids_3d.geojson", records, raised)
+
+    result = gridmap(county, "import", "grids", path, "--quiet")
+
+    assert result.exit_code == 0, result.output
+    assert rows(county, "SELECT DISTINCT ST_NDims(geom) FROM grids") == [(2,)]
+    assert scalar(county, "SELECT count(*) FROM grids") == len(GRIDS)
+
+
 def metric_area(geom) -> float:
     to_gk = Transformer.from_crs(4326, 4547, always_xy=True)
     return shapely.transform(geom, lambda xy: np.column_stack(to_gk.transform(xy[:, 0], xy[:, 1]))).area

@@ -91,6 +91,20 @@ def test_geopackage_in_a_projected_crs_and_geojson(county, tmp_path):
     assert (lon, lat) == (pytest.approx(113.02, abs=1e-8), pytest.approx(33.82, abs=1e-8))
 
 
+def test_points_with_heights_are_stored_flat(county, tmp_path):
+    """GPS exports often carry a height (KML always does): it is dropped, the point stays."""
+    records = [{k: v for k, v in r.items() if k not in ("lon", "lat")} for r in good_rows()]
+    geojson = tmp_path / "with_heights.geojson"
+    pyogrio.write_dataframe(frame(records, [shapely.Point(*xy, 85.0) for xy, _ in INSIDE]), geojson)
+
+    result = gridmap(county, "import", "incidents", geojson, "--quiet")
+
+    assert result.exit_code == 0, result.output
+    assert rows(county, "SELECT DISTINCT ST_NDims(geom) FROM incidents") == [(2,)]
+    assert rows(county, "SELECT grid_code FROM incidents ORDER BY grid_code") == [(g,) for _, g in sorted(
+        INSIDE, key=lambda item: item[1])]
+
+
 def test_bad_rows_are_named_and_nothing_is_written(county, tmp_path):
     data = good_rows(10)
     data[1]["category"] = "UFO"
