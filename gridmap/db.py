@@ -121,8 +121,7 @@ class PreparedStatement:
     def run_alone(self, engine: Engine, params: Mapping):
         """Run the statement as a transaction of its own on ``autocommit_engine(engine)`` and return
         its first row (a named tuple) or None. It talks to the driver directly: for a row of some
-        forty columns SQLAlchemy's result set-up costs more than the row itself (bench_api). Driver
-        errors come out as SQLAlchemy's ``DBAPIError``, as from ``execute``."""
+        forty columns SQLAlchemy's result set-up costs more than the row itself (bench_api)."""
         autocommit = autocommit_engine(engine)
         driver_error = autocommit.dialect.loaded_dbapi.Error
         pooled = autocommit.raw_connection()
@@ -136,8 +135,8 @@ class PreparedStatement:
                     cursor.execute(self.execute_sql, tuple(params[n] for n in self.names))
                     row = cursor.fetchone()
                 except driver_error as err:
-                    if autocommit.dialect.is_disconnect(err, pooled.dbapi_connection, cursor):
-                        pooled.invalidate(err)
+                    # A lost connection is thrown away when it goes back to the pool (its reset
+                    # fails); the caller sees SQLAlchemy's error, as from ``execute``.
                     raise exc.DBAPIError.instance(self.execute_sql, None, err, driver_error,
                                                   dialect=autocommit.dialect) from err
                 names = tuple(column.name for column in cursor.description)

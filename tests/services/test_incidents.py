@@ -451,3 +451,42 @@ def test_a_committed_report_is_one_round_trip_of_its_own(engine, monkeypatch):
         with engine.begin() as conn:
             conn.execute(text("DELETE FROM incidents WHERE id = :w OR client_id = :c"),
                          {"w": warm.incident.id if warm else None, "c": client_id})
+
+
+def test_a_report_after_its_pooled_connection_died_fails_once_then_reconnects(engine):
+    """The report's autocommit pool hands out a connection the server has closed (a restart, an
+    idle timeout): that report fails as a database error, the connection is thrown away, and the
+    next report gets a new one."""
+    import psycopg2
+    from sqlalchemy.exc import DBAPIError
+
+    from gridmap import db
+    from gridmap.models import User
+
+    with Session(engine) as setup:
+        worker_id = setup.execute(text("SELECT id FROM users WHERE username = 'fanying'")).scalar_one()
+        _, lon, lat = interior_point(setup, FANYING)
+    pool = db.autocommit_engine(engine)
+    created = []
+    try:
+        with Session(engine, expire_on_commit=False) as session:
+            worker = session.get(User, worker_id)
+            session.expunge_all()
+            session.close()
+            created.append(incidents.create_incident(session, worker, payload(lon, lat), SETTINGS, commit=True))
+            with pool.connect() as pooled:
+                backend = pooled.connection.dbapi_connection.get_backend_pid()
+            with engine.begin() as admin:
+                admin.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": backend})
+
+            with pytest.raises(DBAPIError) as caught:
+                incidents.create_incident(session, worker, payload(lon, lat), SETTINGS, commit=True)
+            assert isinstance(caught.value.orig, psycopg2.OperationalError)
+            created.append(incidents.create_incident(session, worker, payload(lon, lat), SETTINGS, commit=True))
+            with pool.connect() as pooled:
+                assert pooled.connection.dbapi_connection.get_backend_pid() != backend
+        assert all(result.created for result in created)
+    finally:
+        with engine.begin() as conn:
+            conn.execute(text("DELETE FROM incidents WHERE id = ANY(:ids)"),
+                         {"ids": [result.incident.id for result in created]})
