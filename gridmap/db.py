@@ -50,7 +50,15 @@ def autocommit_engine(engine: Engine) -> Engine:
     if engine not in _autocommit_engines:
         _autocommit_engines[engine] = create_gridmap_engine(
             engine.url, isolation_level="AUTOCOMMIT", connect_args={"options": SHORT_STATEMENT_OPTIONS})
+        # Its connections close with the engine's (a test dropping its database, a CLI exiting).
+        event.listen(engine, "engine_disposed", _dispose_autocommit_engine)
     return _autocommit_engines[engine]
+
+
+def _dispose_autocommit_engine(engine: Engine) -> None:
+    partner = _autocommit_engines.pop(engine, None)
+    if partner is not None:
+        partner.dispose()
 
 
 def create_gridmap_engine(url: str, ping_after_idle_s: float = PING_AFTER_IDLE_S, **kw) -> Engine:

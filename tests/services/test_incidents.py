@@ -420,7 +420,10 @@ def test_a_committed_report_is_one_round_trip_of_its_own(engine, monkeypatch):
             worker = session.get(User, worker_id)
             session.expunge_all()
             session.close()   # as a request with a cached login: nothing begun yet
-            # The first report on a connection also sends its PREPARE (and the pool's set-up).
+            # The category codes are read once per process (a query that begins a transaction),
+            # and the first report on a connection also sends its PREPARE and the pool's set-up.
+            incidents.validate_category(session, "DSP", None)
+            session.close()
             warm = incidents.create_incident(session, worker, payload(lon, lat), SETTINGS, commit=True)
             sent.clear()
             result = incidents.create_incident(session, worker, payload(lon, lat, client_id=client_id), SETTINGS,
@@ -490,3 +493,24 @@ def test_a_report_after_its_pooled_connection_died_fails_once_then_reconnects(en
         with engine.begin() as conn:
             conn.execute(text("DELETE FROM incidents WHERE id = ANY(:ids)"),
                          {"ids": [result.incident.id for result in created]})
+
+
+def test_disposing_an_engine_closes_its_report_pool(database):
+    """The reports' autocommit pool belongs to its engine: disposing the engine closes the pool's
+    connections too, so nothing stays connected to a database being dropped."""
+    from sqlalchemy import create_engine
+
+    from gridmap import db
+
+    engine = create_engine(database)
+    partner = db.autocommit_engine(engine)
+    with partner.connect() as conn:
+        backend = conn.connection.dbapi_connection.get_backend_pid()
+    assert partner.pool.checkedin() == 1
+
+    engine.dispose()
+
+    assert engine not in db._autocommit_engines and partner.pool.checkedin() == 0
+    with create_engine(database).connect() as probe:
+        alive = probe.execute(text("SELECT count(*) FROM pg_stat_activity WHERE pid = :p"), {"p": backend}).scalar_one()
+    assert alive == 0
