@@ -170,15 +170,27 @@ def browser():
         b.close()
 
 
-@pytest.fixture
-def page(browser):
-    context = browser.new_context(locale="zh-CN", viewport={"width": 1200, "height": 800})
-    page = context.new_page()
+def terminate_backend(engine, pid: int) -> None:
+    """End the server process behind a pooled connection, as a database restart would."""
+    with engine.begin() as conn:
+        conn.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid})
+
+
+def watched_page(browser, **context_options):
+    """A page in a new browser context that keeps its console errors and uncaught exceptions in
+    ``page.gm_console_errors`` (tests assert it stays empty). Close ``page.context`` afterwards."""
+    page = browser.new_context(**context_options).new_page()
     page.gm_console_errors = []
     page.on("console", lambda msg: msg.type == "error" and page.gm_console_errors.append(msg.text))
     page.on("pageerror", lambda err: page.gm_console_errors.append(str(err)))
+    return page
+
+
+@pytest.fixture
+def page(browser):
+    page = watched_page(browser, locale="zh-CN", viewport={"width": 1200, "height": 800})
     yield page
-    context.close()
+    page.context.close()
 
 
 def login(page, base_url: str, username: str, password: str = PASSWORD) -> None:

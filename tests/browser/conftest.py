@@ -1,6 +1,17 @@
 """Fixtures of the browser tests (the session's server and Chromium are in tests/conftest.py)."""
+import uuid
+
 import pytest
 from sqlalchemy import text
+
+
+@pytest.fixture
+def marker_text(engine):
+    """A unique description prefix; the incidents it marks are deleted afterwards."""
+    tag = f"浏览器测试-{uuid.uuid4().hex[:8]}"
+    yield tag
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM incidents WHERE description LIKE :t"), {"t": f"%{tag}%"})
 
 
 @pytest.fixture

@@ -2,12 +2,11 @@
 popup; script in the description stays text; pins made offline are queued and arrive once."""
 from __future__ import annotations
 
-import uuid
 
 import pytest
 from sqlalchemy import text
 
-from tests.conftest import login
+from tests.conftest import login, watched_page
 from tests.incident_helpers import FANYING, OTHER_TOWN_VILLAGE
 
 pytestmark = pytest.mark.browser
@@ -18,22 +17,9 @@ SCRIPT = "<script>window.gmPwned = 1</script><img src=x onerror=\"window.gmPwned
 
 @pytest.fixture
 def phone(browser):
-    context = browser.new_context(**PHONE)
-    page = context.new_page()
-    page.gm_console_errors = []
-    page.on("console", lambda msg: msg.type == "error" and page.gm_console_errors.append(msg.text))
-    page.on("pageerror", lambda err: page.gm_console_errors.append(str(err)))
+    page = watched_page(browser, **PHONE)
     yield page
-    context.close()
-
-
-@pytest.fixture
-def marker_text(engine):
-    """A unique description prefix; the incidents it marks are deleted afterwards."""
-    tag = f"浏览器测试-{uuid.uuid4().hex[:8]}"
-    yield tag
-    with engine.begin() as conn:
-        conn.execute(text("DELETE FROM incidents WHERE description LIKE :t"), {"t": f"%{tag}%"})
+    page.context.close()
 
 
 def point_in(engine, village_code):

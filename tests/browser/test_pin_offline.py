@@ -8,13 +8,12 @@ from __future__ import annotations
 import json
 import re
 import threading
-import uuid
 
 import pytest
 from sqlalchemy import text
 
 from tests.browser.test_pin import PHONE, count_with, fill_form, point_in, tap_at
-from tests.conftest import free_port, login
+from tests.conftest import free_port, login, watched_page
 from tests.incident_helpers import FANYING
 
 pytestmark = pytest.mark.browser
@@ -41,22 +40,10 @@ def recording_server(database):
 
 
 @pytest.fixture
-def marker_text(engine):
-    tag = f"离线壳测试-{uuid.uuid4().hex[:8]}"
-    yield tag
-    with engine.begin() as conn:
-        conn.execute(text("DELETE FROM incidents WHERE description LIKE :t"), {"t": f"%{tag}%"})
-
-
-@pytest.fixture
 def phone(browser):
-    context = browser.new_context(**PHONE, service_workers="allow")
-    page = context.new_page()
-    page.gm_console_errors = []
-    page.on("console", lambda msg: msg.type == "error" and page.gm_console_errors.append(msg.text))
-    page.on("pageerror", lambda err: page.gm_console_errors.append(str(err)))
+    page = watched_page(browser, **PHONE, service_workers="allow")
     yield page
-    context.close()
+    page.context.close()
 
 
 KEPT = """async () => {

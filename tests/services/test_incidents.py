@@ -14,6 +14,7 @@ from gridmap.analysis.gcj02 import wgs84_to_gcj02
 from gridmap.models import Incident
 from gridmap.services import incidents
 from gridmap.errors import Conflict, Forbidden, ValidationError
+from tests.conftest import terminate_backend
 from tests.incident_helpers import (FANYING, NAODIAN, OTHER_TOWN_VILLAGE, cheap_password_hashing,
                                     interior_point, other_village_in_town, payload, row_counts,
                                     village_with_two_grids)
@@ -479,8 +480,7 @@ def test_a_report_after_its_pooled_connection_died_fails_once_then_reconnects(en
             created.append(incidents.create_incident(session, worker, payload(lon, lat), SETTINGS, commit=True))
             with pool.connect() as pooled:
                 backend = pooled.connection.dbapi_connection.get_backend_pid()
-            with engine.begin() as admin:
-                admin.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": backend})
+            terminate_backend(engine, backend)
 
             with pytest.raises(DBAPIError) as caught:
                 incidents.create_incident(session, worker, payload(lon, lat), SETTINGS, commit=True)

@@ -10,7 +10,7 @@ from sqlalchemy import event, text
 from sqlalchemy.exc import OperationalError
 
 from gridmap.db import create_gridmap_engine
-from tests.conftest import PASSWORD, auth
+from tests.conftest import PASSWORD, auth, terminate_backend
 from tests.incident_helpers import cheap_password_hashing
 from tests.tiles.helpers import tile_of
 
@@ -101,20 +101,13 @@ def test_a_tokens_last_use_is_written_at_most_once_a_minute(app, client, make_us
     assert last_used() > first
 
 
-def _terminate(pid: int, engine) -> None:
-    """End the server process behind a pooled connection, as a database restart would."""
-    with engine.connect() as conn:
-        conn.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid})
-        conn.commit()
-
-
 def test_the_pool_replaces_a_dropped_connection_after_idling(database, engine):
     """No ping for a connection in steady use; one that sat idle is tested and replaced if dead."""
     pooled = create_gridmap_engine(database, ping_after_idle_s=0.2, pool_size=1)
     try:
         with pooled.connect() as conn:
             pid = conn.execute(text("SELECT pg_backend_pid()")).scalar_one()
-        _terminate(pid, engine)
+        terminate_backend(engine, pid)
         time.sleep(0.3)
         with pooled.connect() as conn:   # idle long enough: tested, found dead, replaced
             assert conn.execute(text("SELECT pg_backend_pid()")).scalar_one() != pid
@@ -127,7 +120,7 @@ def test_a_connection_in_steady_use_is_not_pinged(database, engine):
     try:
         with pooled.connect() as conn:
             pid = conn.execute(text("SELECT pg_backend_pid()")).scalar_one()
-        _terminate(pid, engine)
+        terminate_backend(engine, pid)
         time.sleep(0.1)
         # Not tested at checkout (it was idle a moment only), so the dead connection fails once...
         with pytest.raises(OperationalError):
