@@ -118,13 +118,8 @@ class PreparedStatement:
                             + f"EXECUTE {self.name} ({', '.join(['%s'] * len(self.names))})")
 
     def execute(self, connection: Connection, params: Mapping) -> CursorResult:
-        prepared = connection.connection.info.setdefault("gridmap_prepared", set())
-        if self.name not in prepared:
-            # Its own round trip, once per connection: sent in one batch with an EXECUTE that
-            # fails, the PREPARE would stay on the server without the pool knowing it.
-            connection.exec_driver_sql(self.prepare_sql)
-            prepared.add(self.name)
-        return connection.exec_driver_sql(self.execute_sql, tuple(params[n] for n in self.names))
+        self._prepare_once(connection.connection.info, connection.exec_driver_sql)
+        return connection.exec_driver_sql(self.execute_sql, self._values(params))
 
     def run_alone(self, engine: Engine, params: Mapping):
         """Run the statement as a transaction of its own on ``autocommit_engine(engine)`` and return
@@ -134,13 +129,10 @@ class PreparedStatement:
         driver_error = autocommit.dialect.loaded_dbapi.Error
         pooled = autocommit.raw_connection()
         try:
-            prepared = pooled.info.setdefault("gridmap_prepared", set())
             with pooled.cursor() as cursor:
                 try:
-                    if self.name not in prepared:
-                        cursor.execute(self.prepare_sql)
-                        prepared.add(self.name)
-                    cursor.execute(self.execute_sql, tuple(params[n] for n in self.names))
+                    self._prepare_once(pooled.info, cursor.execute)
+                    cursor.execute(self.execute_sql, self._values(params))
                     row = cursor.fetchone()
                 except driver_error as err:
                     # A lost connection is thrown away when it goes back to the pool (its reset
@@ -151,6 +143,18 @@ class PreparedStatement:
         finally:
             pooled.close()
         return None if row is None else _row_type(names)(*row)
+
+    def _prepare_once(self, connection_info: dict, send) -> None:
+        """PREPARE on a pooled connection that has not had it (``connection_info`` is the pool's
+        record of it), as its own round trip: sent in one batch with an EXECUTE that fails, the
+        PREPARE would stay on the server without the pool knowing it."""
+        prepared = connection_info.setdefault("gridmap_prepared", set())
+        if self.name not in prepared:
+            send(self.prepare_sql)
+            prepared.add(self.name)
+
+    def _values(self, params: Mapping) -> tuple:
+        return tuple(params[n] for n in self.names)
 
 
 @lru_cache(maxsize=64)

@@ -22,8 +22,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 import psycopg2
+import pyarrow as pa
 import pyarrow.csv as pa_csv
 import shapely
 from sqlalchemy.orm import Session
@@ -312,6 +312,9 @@ def import_incidents(session: Session, path: Path | str, options: SourceOptions 
     conn = session.connection().connection.dbapi_connection
     with conn.cursor() as cur:
         _room_for_staging(cur)
+        # For the whole import: the DISTINCT ON of the grid join sorts every row, and the staging
+        # index and (on the bulk path) the table's indexes are built in memory.
+        cur.execute("SET LOCAL work_mem = '256MB'; SET LOCAL maintenance_work_mem = '256MB'")
         cur.execute(f"DROP TABLE IF EXISTS {STAGING_TABLE}")
         # The point is made as each row arrives (a generated column), and indexed once loaded: the
         # grid join below then walks the grids and asks this index for each grid's points.
@@ -319,7 +322,6 @@ def import_incidents(session: Session, path: Path | str, options: SourceOptions 
                     + "".join(f", {name} {STAGING_TYPES[name]}" for name in staged)
                     + f", geom geometry(Point, 4326) GENERATED ALWAYS AS ({POINT_SQL}) STORED) ON COMMIT DROP")
         _copy(cur, staging, options)
-        cur.execute("SET LOCAL maintenance_work_mem = '256MB'")
         cur.execute(f"CREATE INDEX ON {STAGING_TABLE} USING gist (geom)")
         cur.execute(f"ANALYZE {STAGING_TABLE}")
         lap("copy")
@@ -341,7 +343,6 @@ def import_incidents(session: Session, path: Path | str, options: SourceOptions 
         select = ", ".join(_column_sql(c, set(staged), constants) for c in columns)
         conflict = " ON CONFLICT (client_id) DO NOTHING" if "client_id" in staged else ""
         bulk = _bulk_pays(cur, len(staging)) if bulk is None else bulk
-        cur.execute("SET LOCAL work_mem = '256MB'")  # the DISTINCT ON below sorts every row
         # The one set-based statement: each point joined to the lowest-coded grid it touches
         # (the trigger's rule, so the trigger agrees), its village and town. The join runs grid by
         # grid over the staging index, so each grid's polygon is prepared once for its points
@@ -459,7 +460,6 @@ def _indexes_set_aside(cur, lap):
         cur.execute(f"ALTER TABLE incidents DISABLE TRIGGER {trigger}")
     yield
     lap("insert")
-    cur.execute("SET LOCAL maintenance_work_mem = '256MB'")
     for _, definition in indexes:
         cur.execute(definition)
     lap("indexes")

@@ -457,7 +457,7 @@ def _number(value, field: str, low: float, high: float) -> float:
     return number
 
 
-def incidents_at(session: Session, lon, lat, z, flt: IncidentFilter | None = None,
+def incidents_at(session: Session | Connection, lon, lat, z, flt: IncidentFilter | None = None,
                  scope: Scope | None = None, limit: int = 20) -> dict:
     """What the incidents tile shows at a clicked point at zoom ``z``.
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 from contextlib import contextmanager
 
 from flask import Flask, g, jsonify, request
-from sqlalchemy.engine import Engine
 from flask_babel import Babel, get_locale
 from flask_login import LoginManager
 from flask_wtf.csrf import CSRFProtect
+from sqlalchemy.engine import Engine
 from werkzeug.exceptions import HTTPException
 
 from gridmap.db import autocommit_engine, get_engine
