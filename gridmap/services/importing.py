@@ -333,15 +333,22 @@ def as_text(series: pd.Series) -> pd.Series:
         return series.astype(str).astype(object)
     if pd.api.types.is_datetime64_any_dtype(series):
         return series.dt.strftime("%Y-%m-%d %H:%M:%S").astype(object).where(series.notna(), None)
-    uniques = pd.unique(series)
-    cleaned = {}
-    for value in uniques:
-        if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
-            cleaned[value] = None
-        else:
-            stripped = str(value).strip()
-            cleaned[value] = stripped or None
-    return series.map(cleaned).astype(object)
+    return map_distinct(series, _stripped)
+
+
+def _stripped(value) -> str | None:
+    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+        return None
+    return str(value).strip() or None
+
+
+def map_distinct(series: pd.Series, function) -> pd.Series:
+    """``function`` of each value (None where missing) as an object column, called once per distinct
+    value: a million rows of a few labels cost one hash pass, not a million calls or lookups."""
+    codes, uniques = pd.factorize(series, use_na_sentinel=True)
+    results = np.empty(len(uniques) + 1, dtype=object)   # code -1 (missing) picks the last, None
+    results[:-1] = [function(value) for value in uniques]
+    return pd.Series(results[codes], index=series.index, dtype=object)
 
 
 def resolve_columns(frame: pd.DataFrame, fields: dict[str, bool], options: SourceOptions, layer: str,
