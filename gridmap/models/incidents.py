@@ -59,9 +59,12 @@ class Incident(Base):
         CheckConstraint("dispatched_to_kind IS NULL OR " + _in("dispatched_to_kind", DISPATCH_KINDS),
                         name="dispatched_to_kind_known"),
         *(_where_set(column) for column in SPARSE_INDEXED),
+        # A phone's report always carries its client_id; imports mostly don't. ON CONFLICT
+        # (client_id) WHERE client_id IS NOT NULL names this index.
+        Index("uq_incidents_client_id", "client_id", unique=True, postgresql_where=text("client_id IS NOT NULL")),
     )
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    client_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, unique=True)
+    client_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     category: Mapped[str] = mapped_column(ForeignKey("incident_categories.code"), index=True)
     subcategory: Mapped[str | None] = mapped_column(String(20))
     severity: Mapped[int] = mapped_column(SmallInteger, default=1)

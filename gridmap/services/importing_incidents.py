@@ -341,7 +341,7 @@ def import_incidents(session: Session, path: Path | str, options: SourceOptions 
             tqdm.write(f"placing {len(staging):,} incidents in grids and writing them (one SQL statement)…",
                        file=sys.stderr)
         select = ", ".join(_column_sql(c, set(staged), constants) for c in columns)
-        conflict = " ON CONFLICT (client_id) DO NOTHING" if "client_id" in staged else ""
+        conflict = " ON CONFLICT (client_id) WHERE client_id IS NOT NULL DO NOTHING" if "client_id" in staged else ""
         bulk = _bulk_pays(cur, len(staging)) if bulk is None else bulk
         # The one set-based statement: each point joined to the lowest-coded grid it touches
         # (the trigger's rule, so the trigger agrees), its village and town. The join runs grid by

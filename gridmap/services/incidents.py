@@ -592,7 +592,7 @@ REPORT_SQL = text("WITH" + HERE_CTE + """,
                CAST(:now AS timestamptz), CAST(:user_id AS integer), :description, CAST(:contact_phone AS text),
                CAST(:parties AS text), here.geom, allowed.grid_code, allowed.village_code, allowed.town_code
           FROM allowed, here
-        ON CONFLICT (client_id) DO NOTHING
+        ON CONFLICT (client_id) WHERE client_id IS NOT NULL DO NOTHING
         RETURNING *),
     first_event AS (
         INSERT INTO incident_events (incident_id, from_status, to_status, actor_id, at, note, data)
