@@ -39,7 +39,7 @@ DEFAULT_TIMEZONE = "Asia/Shanghai"
 DESCRIPTION_MAX = 2000
 COPY_CHUNK = 50_000
 # Below this many rows, or when the table holds over four times as many, rows are written
-# through the indexes; above, the indexes are rebuilt (see _indexes_set_aside).
+# through the indexes; above, the indexes are rebuilt (see indexes_set_aside).
 BULK_MIN_ROWS = 100_000
 # Allowed lead of a timestamp over the clock, as in the pinning API.
 CLOCK_SKEW = pd.Timedelta(minutes=5)
@@ -348,7 +348,7 @@ def import_incidents(session: Session, path: Path | str, options: SourceOptions 
         # grid over the staging index, so each grid's polygon is prepared once for its points
         # (PostGIS caches it) instead of tested afresh per point; then DISTINCT ON keeps one grid
         # for the few points on a shared boundary.
-        with _indexes_set_aside(cur, lap) if bulk else nullcontext():
+        with indexes_set_aside(cur, lap) if bulk else nullcontext():
             cur.execute(
                 f"INSERT INTO incidents ({', '.join(columns)}, grid_code, village_code, town_code, geom) "
                 f"SELECT {select}, pl.code, pl.village_code, v.town_code, s.geom "
@@ -436,7 +436,7 @@ SET_ASIDE_TRIGGERS = ("incidents_assign_place", "incidents_cells_insert")
 
 
 @contextmanager
-def _indexes_set_aside(cur, lap):
+def indexes_set_aside(cur, lap):
     """Rows written meanwhile skip incidents' secondary indexes, foreign keys, per-row placement
     trigger and tile-count trigger; afterwards each index is rebuilt, each key checked and the
     tile counts recomputed, each in one pass.
