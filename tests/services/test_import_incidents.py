@@ -115,13 +115,14 @@ def test_bad_rows_are_named_and_nothing_is_written(county, tmp_path):
     data[6]["client_id"] = data[0]["client_id"]
     data[7]["lon"], data[7]["lat"] = OUTSIDE
     data[8]["category"], data[8]["subcategory"] = "消防隐患", "neighbour"   # a dispute subcategory on a fire hazard
+    data[9]["client_id"] = "not-a-uuid"
     pd.DataFrame(data).to_csv(tmp_path / "bad.csv", index=False)
 
     result = gridmap(county, "import", "incidents", tmp_path / "bad.csv", "--quiet")
 
     assert result.exit_code == 2
     err = result.stderr
-    assert "8 rows refused, nothing was imported" in err
+    assert "9 rows refused, nothing was imported" in err
     client = data[0]["client_id"]
     for expected in (f"row 2 (code {data[1]['client_id']}): unknown category 'UFO'",
                      "row 3 (code", "severity '7' is not 1, 2, 3 or 4",
@@ -129,7 +130,8 @@ def test_bad_rows_are_named_and_nothing_is_written(county, tmp_path):
                      "row 6 (code", "has no point (are lon/lat numbers?)",
                      f"row 7 (code {client}): client_id repeats an earlier row",
                      "row 8 (code", "the point (113.300000, 33.850000) lies in no grid",
-                     "unknown subcategory 'neighbour' of FIR"):
+                     "unknown subcategory 'neighbour' of FIR",
+                     "row 10 (code not-a-uuid): client_id 'not-a-uuid' is not a UUID"):
         assert expected in err
     assert scalar(county, "SELECT count(*) FROM incidents") == 0
 
