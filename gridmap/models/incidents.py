@@ -24,7 +24,7 @@ def _where_set(column: str) -> Index:
 
 
 # Columns that most incidents leave empty.
-SPARSE_INDEXED = ("deadline_at", "reporter_id", "duplicate_of", "mediation_point_id")
+SPARSE_INDEXED = ("deadline_at", "reporter_id", "duplicate_of", "mediation_point_id", "unit_id")
 
 
 class IncidentCategory(Base):
@@ -87,6 +87,9 @@ class Incident(Base):
     duplicate_of: Mapped[int | None] = mapped_column(ForeignKey("incidents.id", ondelete="SET NULL"))
     mediation_point_id: Mapped[int | None] = mapped_column(ForeignKey("mediation_points.id", ondelete="SET NULL"))
     mediation_outcome: Mapped[str | None] = mapped_column(String(20))
+    # The enterprise or unit (an active "enterprise" place of the registry, in the incident's
+    # village) the case concerns: its "三零" numbers count the case.
+    unit_id: Mapped[int | None] = mapped_column(ForeignKey("places.id", ondelete="SET NULL"))
     # Whom the case is dispatched to: a village code, police-station code, mediation-point id or town code.
     dispatched_to_kind: Mapped[str | None] = mapped_column(String(20))
     dispatched_to: Mapped[str | None] = mapped_column(String(40))

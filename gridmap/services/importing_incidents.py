@@ -44,10 +44,13 @@ BULK_MIN_ROWS = 100_000
 # Allowed lead of a timestamp over the clock, as in the pinning API.
 CLOCK_SKEW = pd.Timedelta(minutes=5)
 
-TEXT_FIELDS = ("category", "subcategory", "status", "description", "legal_class", "enterprise_involved", "client_id")
+TEXT_FIELDS = ("category", "subcategory", "status", "description", "legal_class", "enterprise_involved", "client_id",
+               "unit_ref")
 INCIDENT_FIELDS = {
     "category": True, "subcategory": False, "severity": False, "occurred_at": True, "reported_at": False,
     "status": False, "description": False, "legal_class": False, "enterprise_involved": False, "client_id": False,
+    # The registry's own id (places.ref) of the enterprise or unit the incident concerns.
+    "unit_ref": False,
 }
 CATEGORY_BY_LABEL = {label: c.code for c in CATEGORIES for label in (c.code.lower(), c.name_zh, c.name_en.lower())}
 SUBCATEGORY_BY_LABEL = {c.code: {label: code for code, zh, en in c.subcategories for label in (code.lower(), zh, en.lower())}
@@ -205,6 +208,8 @@ def _check_values(values: pd.DataFrame, problems: _Problems, tz: str) -> pd.Data
         repeated = mapped.notna() & mapped.duplicated(keep="first")
         problems.add(repeated.to_numpy(), "client_id repeats an earlier row")
         clean["client_id"] = mapped
+    if "unit_ref" in values:
+        clean["unit_ref"] = values["unit_ref"]
     assert len(clean) == n
     return clean
 
@@ -212,7 +217,7 @@ def _check_values(values: pd.DataFrame, problems: _Problems, tz: str) -> pd.Data
 STAGING_TYPES = {
     "category": "text", "subcategory": "text", "severity": "smallint", "occurred_at": "timestamp",
     "reported_at": "timestamp", "status": "text", "description": "text", "legal_class": "text",
-    "enterprise_involved": "boolean", "client_id": "uuid",
+    "enterprise_involved": "boolean", "client_id": "uuid", "unit_ref": "text",
 }
 STAGING_TABLE = "gridmap_incident_import"
 POINT_SQL = "ST_SetSRID(ST_MakePoint(lon, lat), 4326)"
@@ -325,7 +330,8 @@ def import_incidents(session: Session, path: Path | str, options: SourceOptions 
         cur.execute(f"ANALYZE {STAGING_TABLE}")
         lap("copy")
         params = {"tz": timezone, **constants}
-        bad = problems.as_list()
+        unit_ref = "s.unit_ref" if "unit_ref" in staged else ("%(unit_ref)s" if constants.get("unit_ref") else None)
+        bad = problems.as_list() + (_unknown_units(cur, unit_ref, params, problems.codes) if unit_ref else [])
         if bad:
             bad += _outside_rows(cur, problems.codes)
             bad.sort(key=lambda p: p.row)
@@ -340,6 +346,10 @@ def import_incidents(session: Session, path: Path | str, options: SourceOptions 
             tqdm.write(f"placing {len(staging):,} incidents in grids and writing them (one SQL statement)…",
                        file=sys.stderr)
         select = ", ".join(_column_sql(c, set(staged), constants) for c in columns)
+        # Checked above: each named unit is an active enterprise whose village holds the point.
+        unit_column, unit_value, unit_join = (
+            (", unit_id", ", u.id", f" LEFT JOIN places u ON u.ref = {unit_ref} AND u.kind = 'enterprise' AND u.active")
+            if unit_ref else ("", "", ""))
         conflict = " ON CONFLICT (client_id) WHERE client_id IS NOT NULL DO NOTHING" if "client_id" in staged else ""
         bulk = _bulk_pays(cur, len(staging)) if bulk is None else bulk
         # The one set-based statement: each point joined to the lowest-coded grid it touches
@@ -349,13 +359,13 @@ def import_incidents(session: Session, path: Path | str, options: SourceOptions 
         # for the few points on a shared boundary.
         with indexes_set_aside(cur, lap) if bulk else nullcontext():
             cur.execute(
-                f"INSERT INTO incidents ({', '.join(columns)}, grid_code, village_code, town_code, geom) "
-                f"SELECT {select}, pl.code, pl.village_code, v.town_code, s.geom "
+                f"INSERT INTO incidents ({', '.join(columns)}, grid_code, village_code, town_code, geom{unit_column}) "
+                f"SELECT {select}, pl.code, pl.village_code, v.town_code, s.geom{unit_value} "
                 f"FROM (SELECT DISTINCT ON (s.row_no) s.row_no, g.code, g.village_code "
                 f"FROM grids g JOIN {STAGING_TABLE} s ON ST_Intersects(g.geom, s.geom) "
                 "ORDER BY s.row_no, g.code) AS pl "
                 f"JOIN {STAGING_TABLE} s ON s.row_no = pl.row_no "
-                f"JOIN villages v ON v.code = pl.village_code{conflict}", params)
+                f"JOIN villages v ON v.code = pl.village_code{unit_join}{conflict}", params)
             report.imported = cur.rowcount
             report.bulk = bulk
         if not bulk:
@@ -469,6 +479,17 @@ def indexes_set_aside(cur, lap):
     for trigger in SET_ASIDE_TRIGGERS:
         cur.execute(f"ALTER TABLE incidents ENABLE TRIGGER {trigger}")
     lap("tile counts")
+
+
+def _unknown_units(cur, unit_ref: str, params: dict, codes: pd.Series | None) -> list[RowProblem]:
+    """Rows naming a unit that is no active enterprise of the registry in the village the point lies in."""
+    cur.execute(f"SELECT s.row_no, {unit_ref} FROM {STAGING_TABLE} s WHERE {unit_ref} IS NOT NULL AND NOT EXISTS "
+                "(SELECT 1 FROM places p JOIN grids g ON g.village_code = p.village_code "
+                f"WHERE p.ref = {unit_ref} AND p.kind = 'enterprise' AND p.active AND ST_Intersects(g.geom, s.geom)) "
+                "ORDER BY s.row_no", params)
+    return [RowProblem(row, codes.iat[row - 1] if codes is not None else None,
+                       f"unit_ref {ref!r} is no active enterprise of the registry in the village of the point")
+            for row, ref in cur.fetchall()]
 
 
 def _outside_rows(cur, codes: pd.Series | None) -> list[RowProblem]:

@@ -20,6 +20,7 @@ from gridmap.catalog import LEGAL_CLASSES, OPEN_STATUSES, STATUS_ZH, STATUSES
 from gridmap.db import PreparedStatement
 from gridmap.models import (County, Grid, Incident, IncidentCategory, IncidentEvent, IncidentSubcategory,
                             PatrolZone, Town, User, Village)
+from gridmap.models import Place as RegistryPlace
 from gridmap.errors import Conflict, Forbidden, NotFound, ValidationError, parse_bool
 from gridmap.services.layers import parse_bbox
 from gridmap.services.scopes import coded_condition, is_county_wide
@@ -205,7 +206,17 @@ def describe_location(session: Session, user: User, lon, lat, crs="wgs84") -> di
     else:
         body["in_scope"] = True
         body["message"] = place.label()
+        body["units"] = village_units(session, place.village_code)
     return body
+
+
+def village_units(session: Session, village_code: str) -> list[dict]:
+    """The active enterprises/units of the registry in a village, which a report there may name."""
+    rows = session.execute(select(RegistryPlace.id, RegistryPlace.name)
+                           .where(RegistryPlace.kind == "enterprise", RegistryPlace.active.is_(True),
+                                  RegistryPlace.village_code == village_code)
+                           .order_by(RegistryPlace.name, RegistryPlace.id)).all()
+    return [{"id": r.id, "name": r.name} for r in rows]
 
 
 # --- validating input -------------------------------------------------------------------------
@@ -359,11 +370,16 @@ def validate_new_incident(session: Session, user: User, data: Mapping, now: date
         raise ValidationError(f"legal_class must be one of {', '.join(LEGAL_CLASSES)}", "legal_class")
     contact_phone = _optional_text(data, "contact_phone", PHONE_MAX)
     parties = _optional_text(data, "parties", PARTIES_MAX)
+    unit_id = data.get("unit_id")
+    if unit_id == "":
+        unit_id = None
+    if unit_id is not None and (isinstance(unit_id, bool) or not isinstance(unit_id, int) or unit_id < 1):
+        raise ValidationError("unit_id must be the id of an enterprise of the registry", "unit_id")
 
     return {"lon": lon, "lat": lat, "category": category, "subcategory": subcategory,
             "severity": severity, "occurred_at": occurred_at, "description": description.strip(),
             "enterprise_involved": enterprise, "legal_class": legal_class,
-            "contact_phone": contact_phone, "parties": parties}
+            "contact_phone": contact_phone, "parties": parties, "unit_id": unit_id}
 
 
 # --- reporting --------------------------------------------------------------------------------
@@ -418,6 +434,9 @@ def create_incident(session: Session, user: User, data, settings: IncidentSettin
         if row.in_county:
             raise ValidationError("the point lies in no grid of the county", "lon")
         raise ValidationError("the point is outside the county (该位置在本县之外)", "lon")
+    if not row.unit_ok:
+        raise ValidationError(f"unit_id {values['unit_id']} is no active enterprise of the registry in "
+                              f"{row.village_name} (该村无此在册企业/单位)", "unit_id")
     if not row.known_kind:   # the codes' tables changed since they were read
         _kinds(session, refresh=True)
         validate_category(session, values["category"], values["subcategory"])
@@ -575,9 +594,14 @@ REPORT_SQL = text("WITH" + HERE_CTE + """,
           FROM incident_categories AS c
           LEFT JOIN incident_subcategories AS s ON s.category_code = c.code AND s.code = CAST(:subcategory AS text)
          WHERE c.code = :category AND (CAST(:subcategory AS text) IS NULL OR s.code IS NOT NULL)),
+    unit AS (
+        SELECT p.id, p.name FROM places AS p, place
+         WHERE p.id = CAST(:unit_id AS integer) AND p.kind = 'enterprise' AND p.active
+           AND p.village_code = place.village_code),
     allowed AS (
         SELECT place.* FROM place, here
          WHERE EXISTS (SELECT 1 FROM kind)
+           AND (CAST(:unit_id AS integer) IS NULL OR EXISTS (SELECT 1 FROM unit))
            AND (CAST(:scope_county_wide AS boolean)
                 OR place.grid_code = ANY(CAST(:scopes AS text[])) OR place.village_code = ANY(CAST(:scopes AS text[]))
                 OR place.town_code = ANY(CAST(:scopes AS text[]))
@@ -586,11 +610,12 @@ REPORT_SQL = text("WITH" + HERE_CTE + """,
     added AS (
         INSERT INTO incidents (client_id, category, subcategory, severity, legal_class, enterprise_involved, status,
                                occurred_at, reported_at, reporter_id, description, contact_phone, parties, geom,
-                               grid_code, village_code, town_code)
+                               grid_code, village_code, town_code, unit_id)
         SELECT CAST(:client_id AS uuid), :category, CAST(:subcategory AS text), CAST(:severity AS smallint),
                :legal_class, CAST(:enterprise_involved AS boolean), 'reported', CAST(:occurred_at AS timestamptz),
                CAST(:now AS timestamptz), CAST(:user_id AS integer), :description, CAST(:contact_phone AS text),
-               CAST(:parties AS text), here.geom, allowed.grid_code, allowed.village_code, allowed.town_code
+               CAST(:parties AS text), here.geom, allowed.grid_code, allowed.village_code, allowed.town_code,
+               (SELECT id FROM unit)
           FROM allowed, here
         ON CONFLICT (client_id) WHERE client_id IS NOT NULL DO NOTHING
         RETURNING *),
@@ -615,6 +640,7 @@ SELECT added.id, added.client_id, added.category, added.subcategory, added.sever
        added.deadline_at, added.resolved_at, added.closed_at, added.reporter_id, added.description,
        added.contact_phone, added.parties, added.resolution_level, added.satisfaction, added.duplicate_of,
        added.mediation_point_id, added.mediation_outcome, added.dispatched_to_kind, added.dispatched_to,
+       added.unit_id, unit.name AS unit_name, (CAST(:unit_id AS integer) IS NULL OR unit.id IS NOT NULL) AS unit_ok,
        added.grid_code, added.village_code, added.town_code, ST_X(added.geom) AS lon, ST_Y(added.geom) AS lat,
        false AS overdue,
        place.grid_code IS NOT NULL AS in_grid, kind.category_zh IS NOT NULL AS known_kind,
@@ -624,7 +650,7 @@ SELECT added.id, added.client_id, added.category, added.subcategory, added.sever
            SELECT 1 FROM counties AS c, here WHERE ST_Intersects(c.geom, here.geom)) END AS in_county,
        """ + DUPLICATES_JSON + """ AS duplicates
   FROM (SELECT 1) AS one
-  LEFT JOIN place ON true LEFT JOIN kind ON true LEFT JOIN allowed ON true
+  LEFT JOIN place ON true LEFT JOIN kind ON true LEFT JOIN unit ON true LEFT JOIN allowed ON true
   LEFT JOIN added ON true LEFT JOIN first_event ON true""")
 
 REPORT = PreparedStatement("gridmap_report_incident", REPORT_SQL.text, {
@@ -636,7 +662,7 @@ REPORT = PreparedStatement("gridmap_report_incident", REPORT_SQL.text, {
     "open_statuses": "text[]", "dup_from": "timestamptz", "dup_to": "timestamptz", "exclude_id": "bigint",
     "dup_limit": "integer", "vis_county_wide": "boolean", "vis_mediator": "boolean", "vis_points": "integer[]",
     "vis_grids": "text[]", "vis_towns": "text[]", "vis_villages": "text[]", "vis_zones": "text[]",
-    "vis_reporter": "integer"}, generic_plan=True)
+    "vis_reporter": "integer", "unit_id": "integer"}, generic_plan=True)
 
 FIND_DUPLICATES_SQL = text("WITH" + HERE_CTE + "," + DUPLICATES_CTE.format(guard="true") + "\nSELECT"
                            + DUPLICATES_JSON)
@@ -820,7 +846,8 @@ def _summary_query(now: datetime):
                    Incident.town_code, Incident.description, Incident.enterprise_involved, Incident.legal_class,
                    Incident.resolution_level, Incident.satisfaction, Incident.duplicate_of,
                    Incident.mediation_point_id, Incident.mediation_outcome, Incident.reporter_id,
-                   Incident.contact_phone, Incident.parties,
+                   Incident.contact_phone, Incident.parties, Incident.unit_id,
+                   RegistryPlace.name.label("unit_name"),
                    IncidentCategory.name_zh.label("category_zh"), IncidentCategory.colour,
                    sub.name_zh.label("subcategory_zh"), Village.name.label("village_name"),
                    Town.name.label("town_name"),
@@ -829,7 +856,8 @@ def _summary_query(now: datetime):
             .join(IncidentCategory, IncidentCategory.code == Incident.category)
             .outerjoin(sub, and_(sub.category_code == Incident.category, sub.code == Incident.subcategory))
             .join(Village, Village.code == Incident.village_code)
-            .join(Town, Town.code == Incident.town_code))
+            .join(Town, Town.code == Incident.town_code)
+            .outerjoin(RegistryPlace, RegistryPlace.id == Incident.unit_id))
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -851,7 +879,7 @@ def _summary_properties(row, *, full_description: bool = False, personal: bool =
         "enterprise_involved": row.enterprise_involved, "legal_class": row.legal_class,
         "resolution_level": row.resolution_level, "satisfaction": row.satisfaction,
         "duplicate_of": row.duplicate_of, "mediation_point_id": row.mediation_point_id,
-        "mediation_outcome": row.mediation_outcome,
+        "mediation_outcome": row.mediation_outcome, "unit_id": row.unit_id, "unit_name": row.unit_name,
     }
     if personal:
         props.update({name: getattr(row, name) for name in PERSONAL_FIELDS})

@@ -362,7 +362,7 @@ def load_incidents(session: Session, period: Period, categories: tuple[str, ...]
 
     ``deadline_at`` is blanked for cases resolved by their deadline, so "overdue" means what it
     means on the incident pages (open and past the deadline at resolution, or now). ``unit_id`` is
-    the enterprise (registry place) whose inspection opened the incident, where one did.
+    the enterprise (registry place) the incident names, or else the one whose inspection opened it.
     """
     previous_start = period.previous_start
     unit = (select(Inspection.incident_id, Place.id.label("unit_id"))
@@ -374,7 +374,7 @@ def load_incidents(session: Session, period: Period, categories: tuple[str, ...]
                     Incident.subcategory, Incident.severity, Incident.legal_class, Incident.enterprise_involved,
                     Incident.status, Incident.occurred_at, deadline.label("deadline_at"), Incident.resolved_at,
                     Incident.resolution_level, Incident.mediation_point_id, Incident.mediation_outcome,
-                    unit.c.unit_id)
+                    func.coalesce(Incident.unit_id, unit.c.unit_id).label("unit_id"))
              .outerjoin(unit, unit.c.incident_id == Incident.id)
              .where(Incident.occurred_at < period.end,
                     or_(Incident.occurred_at >= previous_start, Incident.status.in_(OPEN_STATUSES),
@@ -1067,8 +1067,8 @@ def county_report(session: Session, user: User | None, period: Period, settings:
     village_names = all_villages.set_index("code")["name"]
     village_table = gpd.GeoDataFrame(flags.join(villages.set_index("code")[["geometry"]]), geometry="geometry",
                                      crs="EPSG:4326")
-    unit_note = ("单位“三零”按巡检记录所关联的事件评定：事件本身不记录所涉单位，只有由企业巡检发现并上报的事件与单位关联，"
-                 f"其他事件不计入；共 {int(incidents['unit_id'].notna().sum())} 起期间相关事件与单位关联。")
+    unit_note = ("单位“三零”按事件所涉单位评定：上报或导入事件时注明的在册企业/单位，或发现该事件的企业巡检；"
+                 f"未注明单位的事件不计入。共 {int(incidents['unit_id'].notna().sum())} 起期间相关事件与单位关联。")
     cases = None
     if user is None or user.role not in AGGREGATES_ONLY_ROLES:
         cases = _enterprise_cases(incidents, period, village_names, town_names)

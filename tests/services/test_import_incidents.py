@@ -12,6 +12,7 @@ import pyogrio
 import pytest
 import shapely
 from pyproj import Transformer
+from sqlalchemy import create_engine, text
 
 from gridmap.analysis.gcj02 import wgs84_to_gcj02
 from gridmap.db import session_scope
@@ -335,3 +336,40 @@ def test_cli_bulk_switch(county, tmp_path):
     assert small.exit_code == 0 and "rebuilt" not in small.stdout
     assert forced.exit_code == 0 and "500 imported" in forced.stdout and "rebuilt" in forced.stdout
     assert scalar(county, "SELECT count(*) FROM incidents") == 1_000
+
+
+def add_enterprise(url: str, ref: str, lon: float, lat: float, kind: str = "enterprise") -> int:
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        place = conn.execute(text(
+            "INSERT INTO places (kind, name, ref, inspection_interval_days, geom) "
+            "VALUES (:k, :n, :r, 180, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)) RETURNING id"),
+            {"k": kind, "n": f"单位 {ref}", "r": ref, "lon": lon, "lat": lat}).scalar_one()
+    engine.dispose()
+    return place
+
+
+def test_unit_ref_names_the_enterprise_and_a_unit_of_another_village_refuses_the_file(county, tmp_path):
+    works = add_enterprise(county, "91410421MA001", *INSIDE[0][0])        # village 410421901201
+    add_enterprise(county, "91410421MA002", *INSIDE[3][0])                # village 410421902201
+    add_enterprise(county, "SHOP-1", *INSIDE[1][0], kind="nine_small")
+    data = good_rows(5)
+    data[0]["unit_ref"], data[1]["unit_ref"] = "91410421MA001", " 91410421MA001 "
+    pd.DataFrame(data).to_csv(tmp_path / "units.csv", index=False)
+
+    result = gridmap(county, "import", "incidents", tmp_path / "units.csv", "--quiet")
+
+    assert result.exit_code == 0, result.output
+    assert rows(county, "SELECT description, unit_id FROM incidents ORDER BY description") == [
+        ("第1条", works), ("第2条", works), ("第3条", None), ("第4条", None), ("第5条", None)]
+
+    bad = [{k: v for k, v in row.items() if k != "client_id"} for row in good_rows(4)]
+    bad[0]["unit_ref"], bad[1]["unit_ref"], bad[2]["unit_ref"] = "91410421MA002", "SHOP-1", "NOPE"
+    pd.DataFrame(bad).to_csv(tmp_path / "bad_units.csv", index=False)
+
+    refused = gridmap(county, "import", "incidents", tmp_path / "bad_units.csv", "--quiet")
+
+    assert refused.exit_code == 2
+    for row, ref in ((1, "91410421MA002"), (2, "SHOP-1"), (3, "NOPE")):
+        assert f"row {row}: unit_ref '{ref}' is no active enterprise of the registry in the village" in refused.stderr
+    assert scalar(county, "SELECT count(*) FROM incidents") == 5

@@ -1,16 +1,18 @@
 """The incidents API over real HTTP handling: create, replay, every bad input (4xx naming the
-field, nothing written), transitions by role, filters, exports, locate, CSRF, and the pages."""
+field, nothing written), transitions by role, filters, exports, locate, CSRF, the pages, and the
+enterprise or unit a case concerns."""
 from __future__ import annotations
 
 import csv
 import io
 import json
 import re
-from datetime import datetime
+from datetime import datetime, timezone
 
 import pytest
 from sqlalchemy import text
 
+from gridmap.services import risk
 from gridmap.services.incidents import CHINA_TZ
 from tests.conftest import PASSWORD, auth
 from tests.incident_helpers import (FANYING, MATRIX, NAODIAN, OTHER_TOWN_VILLAGE, TRANSITION_FIELDS,
@@ -456,3 +458,77 @@ def test_a_replayed_pin_with_a_now_refused_field_still_answers_with_the_stored_i
     # The phone's clock jumped ahead (occurred_at now "in the future"): the stored pin still answers.
     again = post(client, "/api/incidents", dict(body, occurred_at="2999-01-01T00:00:00+08:00"), people["worker"][1])
     assert again.status_code == 200 and again.get_json()["id"] == first.get_json()["id"]
+
+
+# --- the enterprise or unit a case concerns (incidents.unit_id, "三零" per unit) ----------------
+
+def add_place(session, village: str, name: str, kind: str = "enterprise", active: bool = True,
+              ref: str | None = None) -> int:
+    _, lon, lat = interior_point(session, village)
+    return session.execute(text(
+        "INSERT INTO places (kind, name, ref, active, inspection_interval_days, geom) "
+        "VALUES (:kind, :name, :ref, :active, 180, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)) RETURNING id"),
+        {"kind": kind, "name": name, "ref": ref, "active": active, "lon": lon, "lat": lat}).scalar_one()
+
+
+@pytest.fixture
+def units(db_session):
+    return {"works": add_place(db_session, FANYING, "范营机械厂"),
+            "closed": add_place(db_session, FANYING, "已注销砖厂", active=False),
+            "shop": add_place(db_session, FANYING, "范营小超市", kind="nine_small"),
+            "elsewhere": add_place(db_session, OTHER_TOWN_VILLAGE, "外镇化工厂")}
+
+
+def report(client, people, db_session, **overrides):
+    _, lon, lat = interior_point(db_session, FANYING)
+    return post(client, "/api/incidents", payload(lon, lat, **overrides), people["worker"][1])
+
+
+def test_locate_offers_the_villages_active_enterprises_only(client, people, db_session, units):
+    _, lon, lat = interior_point(db_session, FANYING)
+    body = client.get(f"/api/locate?lon={lon}&lat={lat}", headers=auth(people["worker"][1])).get_json()
+    offered = {u["id"]: u["name"] for u in body["units"]}
+    assert offered.get(units["works"]) == "范营机械厂"
+    assert not {units["closed"], units["shop"], units["elsewhere"]} & set(offered)
+
+
+def test_a_report_names_its_unit_and_the_case_shows_it(client, people, db_session, units):
+    response = report(client, people, db_session, category="ACC", subcategory="injury", enterprise_involved=True,
+                      unit_id=units["works"])
+    assert response.status_code == 201, response.get_json()
+    props = response.get_json()["properties"]
+    assert (props["unit_id"], props["unit_name"]) == (units["works"], "范营机械厂")
+    stored = db_session.execute(text("SELECT unit_id FROM incidents WHERE id = :i"), {"i": props["id"]}).scalar_one()
+    assert stored == units["works"]
+    again = client.get(f"/api/incidents/{props['id']}", headers=auth(people["worker"][1])).get_json()
+    assert again["properties"]["unit_name"] == "范营机械厂"
+
+
+@pytest.mark.parametrize("which", ["closed", "shop", "elsewhere", "missing"])
+def test_a_unit_that_is_no_active_enterprise_of_the_village_is_refused(client, people, db_session, units, which):
+    before = row_counts(db_session)
+    unit_id = units[which] if which in units else max(units.values()) + 1000
+    response = report(client, people, db_session, unit_id=unit_id)
+    assert response.status_code == 400, response.get_json()
+    assert response.get_json()["error"]["field"] == "unit_id"
+    assert row_counts(db_session) == before
+
+
+@pytest.mark.parametrize("value", ["7", 1.5, True, 0, -3])
+def test_a_unit_id_that_is_not_an_id_is_refused(client, people, db_session, value):
+    response = report(client, people, db_session, unit_id=value)
+    assert response.status_code == 400 and response.get_json()["error"]["field"] == "unit_id"
+
+
+def test_three_zeros_per_unit_count_an_incident_that_names_the_unit(client, people, db_session, units):
+    other = add_place(db_session, FANYING, "范营面粉厂")
+    assert report(client, people, db_session, category="ACC", subcategory="injury",
+                  unit_id=units["works"]).status_code == 201
+    now = datetime.now(timezone.utc)
+    period = risk.Period(datetime(now.year - 1, 1, 1, tzinfo=timezone.utc),
+                         datetime(now.year + 1, 1, 1, tzinfo=timezone.utc))
+
+    county = risk.county_report(db_session, None, period, risk.RiskSettings())
+
+    assert not county.units.loc[units["works"], "compliant"] and county.units.loc[units["works"], "n_accidents"] == 1
+    assert county.units.loc[other, "compliant"]

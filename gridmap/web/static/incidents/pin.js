@@ -87,19 +87,34 @@
         el.className = 'gm-pin-place' + (bad ? ' gm-bad' : ' gm-good');
     }
 
+    /* The registered enterprises of the pin's village, which the report may name (for "三零" per unit). */
+    function showUnits(units) {
+        var select = $('pin-unit'), kept = select.value;
+        select.length = 1;
+        units.forEach(function (u) {
+            var option = document.createElement('option');
+            option.value = String(u.id);
+            option.textContent = u.name;
+            select.appendChild(option);
+        });
+        select.value = units.some(function (u) { return String(u.id) === kept; }) ? kept : '';
+        $('pin-unit-label').hidden = units.length === 0;
+    }
+
     function describe() {
         if (!pin) { return; }
         var ll = pin.getLatLng();
-        if (!navigator.onLine) { setPlace(T.offline_place, false); return; }
+        if (!navigator.onLine) { setPlace(T.offline_place, false); showUnits([]); return; }
         G.getJSON(cfg.urls.locate + '?lon=' + ll.lng.toFixed(7) + '&lat=' + ll.lat.toFixed(7)).then(function (r) {
             if (r.status !== 200) { setPlace(G.errorText(r.body), true); return; }
             var p = r.body.place;
+            showUnits(r.body.units || []);
             if (p && r.body.in_scope) {
                 setPlace(T.town + ' ' + p.town.name + ' · ' + T.village + ' ' + p.village.name + ' · ' + T.grid + ' ' + p.grid.name + '（' + p.grid.code + '）', false);
             } else {
                 setPlace(r.body.message || T.outside, true);
             }
-        }).catch(function () { setPlace(T.offline_place, false); });
+        }).catch(function () { setPlace(T.offline_place, false); showUnits([]); });
         checkDuplicates();
     }
 
@@ -274,10 +289,12 @@
             category: $('pin-category').value, subcategory: $('pin-subcategory').value || null,
             severity: parseInt($('pin-severity').value, 10), occurred_at: occurredIso(),
             description: $('pin-description').value, enterprise_involved: $('pin-enterprise').checked,
-            contact_phone: $('pin-phone').value || null
+            contact_phone: $('pin-phone').value || null,
+            unit_id: $('pin-unit').value ? parseInt($('pin-unit').value, 10) : null
         };
         enqueue(payload);
         var done = function (outcome) {
+            if (outcome === 'sent' || outcome === 'kept') { showUnits([]); }
             if (outcome === 'sent') {
                 form.reset();
                 $('pin-occurred').value = localNow();
