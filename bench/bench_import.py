@@ -11,6 +11,12 @@ Prints both times, the ratio B/A (target <= 1.5) and B's own breakdown (at 1M ro
 takes its bulk path: indexes, foreign keys and tile counts rebuilt after the rows are written).
 ``--no-bulk`` times B writing through the indexes instead.
 
+It also measures a floor on B's result: what the incidents table itself adds to any bulk load,
+whatever checks it skips — building its secondary indexes, checking its foreign keys and counting
+the map's tile cells, once each, in one rolled-back transaction (the import's own code,
+``indexes_set_aside``). A plus that work is the least a load of these rows into this schema can
+take; it prints floor/A beside the target.
+
     .venv/bin/python bench/bench_import.py [--rows 1000000] [--seed 6] [--no-bulk]
 """
 from __future__ import annotations
