@@ -995,7 +995,8 @@ EXPORT_COLUMNS = ("id", "category", "category_zh", "subcategory", "subcategory_z
                   "status_zh", "overdue", "occurred_at", "reported_at", "accepted_at", "deadline_at",
                   "resolved_at", "closed_at", "town_code", "town_name", "village_code", "village_name",
                   "grid_code", "enterprise_involved", "legal_class", "resolution_level", "satisfaction",
-                  "duplicate_of", "mediation_point_id", "mediation_outcome", "description", "lon", "lat")
+                  "duplicate_of", "mediation_point_id", "mediation_outcome", "unit_id", "unit_name", "description",
+                  "lon", "lat")
 
 
 def export_columns(user: User) -> tuple[str, ...]:

@@ -502,6 +502,9 @@ def test_a_report_names_its_unit_and_the_case_shows_it(client, people, db_sessio
     assert stored == units["works"]
     again = client.get(f"/api/incidents/{props['id']}", headers=auth(people["worker"][1])).get_json()
     assert again["properties"]["unit_name"] == "范营机械厂"
+    exported = _csv(client.get("/api/incidents/export.csv", headers=auth(people["worker"][1])))
+    assert [(r["unit_id"], r["unit_name"]) for r in exported if r["id"] == str(props["id"])] == [
+        (str(units["works"]), "范营机械厂")]
 
 
 @pytest.mark.parametrize("which", ["closed", "shop", "elsewhere", "missing"])

@@ -106,9 +106,9 @@
         var ll = pin.getLatLng();
         if (!navigator.onLine) { setPlace(T.offline_place, false); showUnits([]); return; }
         G.getJSON(cfg.urls.locate + '?lon=' + ll.lng.toFixed(7) + '&lat=' + ll.lat.toFixed(7)).then(function (r) {
+            showUnits(r.status === 200 ? r.body.units || [] : []);
             if (r.status !== 200) { setPlace(G.errorText(r.body), true); return; }
             var p = r.body.place;
-            showUnits(r.body.units || []);
             if (p && r.body.in_scope) {
                 setPlace(T.town + ' ' + p.town.name + ' · ' + T.village + ' ' + p.village.name + ' · ' + T.grid + ' ' + p.grid.name + '（' + p.grid.code + '）', false);
             } else {
