@@ -22,7 +22,8 @@ from gridmap.models import (Incident, IncidentCategory, IncidentEvent, Mediation
                             User, Village)
 from gridmap.services.accounts import audit
 from gridmap.errors import Conflict, Forbidden, NotFound, ValidationError
-from gridmap.services.incidents import (get_visible_incident, incident_detail, mediation_point_scopes, utcnow)
+from gridmap.services.incidents import (get_visible_incident, incident_detail, mediation_point_scopes, utcnow,
+                                        village_units)
 
 SUPERVISING = ("town_supervisor", "county_officer", "admin")
 NOTE_MAX = 2000
@@ -60,6 +61,7 @@ ACTIONS: dict[str, Action] = {a.name: a for a in (
            ("satisfaction",)),
     Action("note", "添加跟进记录", "Add a note", STATUSES, None,
            ("grid_worker", "mediator") + SUPERVISING, note_required=True),
+    Action("set_unit", "标注涉及单位", "Name the unit concerned", STATUSES, None, SUPERVISING, ("unit_id?",)),
 )}
 
 
@@ -136,7 +138,8 @@ def perform(session: Session, user: User, incident_id: int, payload, now: dateti
     """Take one workflow action on a case, recording who, when and the note.
 
     ``payload``: ``action`` (see ACTIONS), ``note`` and what the action needs — ``resolution_level``,
-    ``satisfaction``, ``duplicate_of``, ``target_kind``/``target``, ``outcome``, ``legal_class``.
+    ``satisfaction``, ``duplicate_of``, ``target_kind``/``target``, ``outcome``, ``legal_class``,
+    ``unit_id``.
     Raises NotFound (cannot see the case), Forbidden (role or scope), Conflict (not from this
     status) or ValidationError (a bad field); writes nothing then.
     """
@@ -300,9 +303,23 @@ def _add_note(session, user, incident, payload, now):
     return {}
 
 
+def _set_unit(session, user, incident, payload, now):
+    """Name (or, with no unit_id, clear) the enterprise or unit the case concerns."""
+    if payload.get("unit_id") in (None, ""):
+        incident.unit_id = None
+        return {"unit_id": None, "unit_name": None}
+    unit_id = _whole_number(payload, "unit_id")
+    names = {u["id"]: u["name"] for u in village_units(session, incident.village_code)}
+    if unit_id not in names:
+        raise ValidationError(f"unit_id {unit_id} is no active enterprise of the registry in this case's village "
+                              "(该村无此在册企业/单位)", "unit_id")
+    incident.unit_id = unit_id
+    return {"unit_id": unit_id, "unit_name": names[unit_id]}
+
+
 _APPLY = {"accept": _accept, "reject": _reject, "mark_duplicate": _mark_duplicate, "dispatch": _dispatch,
           "start": _start, "record_mediation": _record_mediation, "resolve": _resolve, "reopen": _reopen,
-          "close": _close, "follow_up": _follow_up, "note": _add_note}
+          "close": _close, "follow_up": _follow_up, "note": _add_note, "set_unit": _set_unit}
 
 
 def case_detail(session: Session, user: User, incident_id: int, now: datetime | None = None) -> dict:

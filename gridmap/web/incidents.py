@@ -291,4 +291,6 @@ def case_page(incident_id: int):
         legal_class_zh=LEGAL_CLASS_ZH, resolution_level_zh=RESOLUTION_LEVEL_ZH,
         outcome_zh=MEDIATION_OUTCOME_ZH, dispatch_kind_zh=DISPATCH_KIND_ZH,
         targets=workflow.dispatch_targets(session, incident) if needs_targets else {},
+        units=(incidents.village_units(session, incident.village_code)
+               if any(a["name"] == "set_unit" for a in props["allowed_actions"]) else []),
         transition_url=url_for("incidents_api.transition", incident_id=incident_id))

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from gridmap.models import User
 from gridmap.services import incidents
 from gridmap.services.accounts import create_user
+from tests.browser.conftest import FANYING_ENTERPRISE
 from tests.conftest import PASSWORD, login
 from tests.incident_helpers import FANYING, interior_point, mediation_point_in, payload
 
@@ -120,3 +121,25 @@ def test_supervisor_list_is_sorted_by_deadline(live_server, page):
     assert len(deadlines) > 5
     assert deadlines == sorted(deadlines, key=lambda d: datetime.fromisoformat(d))
     assert page.locator("#incident-table .gm-overdue-tag").count() > 0
+
+
+def test_supervisor_names_then_clears_the_unit_of_a_case(live_server, browser, engine, dispute,
+                                                          fanying_enterprise):
+    page = browser.new_context(locale="zh-CN", viewport={"width": 1200, "height": 900}).new_page()
+    login(page, live_server, "naodian")
+    errors = []
+    page.on("pageerror", lambda err: errors.append(str(err)))
+    page.goto(f"{live_server}/incidents/{dispute}")
+    page.wait_for_selector("#case-status")
+    assert page.locator("#case-unit").count() == 0
+
+    act(page, "set_unit", {"unit_id": str(fanying_enterprise)})
+    assert page.inner_text("#case-unit") == FANYING_ENTERPRISE
+    assert f"涉及单位：{FANYING_ENTERPRISE}" in page.inner_text("#case-history")
+
+    act(page, "set_unit", {"unit_id": ""})
+    assert page.locator("#case-unit").count() == 0
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT unit_id FROM incidents WHERE id = :i"), {"i": dispute}).scalar_one() is None
+    assert errors == []
+    page.context.close()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import text
 
+from tests.browser.conftest import FANYING_ENTERPRISE
 from tests.conftest import login, watched_page
 from tests.incident_helpers import FANYING, OTHER_TOWN_VILLAGE
 
@@ -156,36 +157,22 @@ def test_offline_pin_is_queued_and_arrives_once(live_server, phone, engine, mark
     assert page.locator(".leaflet-popup-content").inner_text().count(marker_text) == 1
 
 
-@pytest.fixture
-def fanying_works(engine):
-    """A registered enterprise in 范营村 (the demo has none there); removed afterwards."""
-    lon, lat = point_in(engine, FANYING)
-    with engine.begin() as conn:
-        place = conn.execute(text(
-            "INSERT INTO places (kind, name, inspection_interval_days, geom) "
-            "VALUES ('enterprise', '范营测试机械厂', 180, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)) RETURNING id"),
-            {"lon": lon + 0.0005, "lat": lat}).scalar_one()
-    yield place
-    with engine.begin() as conn:
-        conn.execute(text("DELETE FROM places WHERE id = :p"), {"p": place})
-
-
-def test_worker_names_the_enterprise_a_case_concerns(live_server, phone, engine, marker_text, fanying_works):
+def test_worker_names_the_enterprise_a_case_concerns(live_server, phone, engine, marker_text, fanying_enterprise):
     page = phone
     open_pin_page(page, live_server)
     assert page.locator("#pin-unit-label").is_hidden()
     lon, lat = point_in(engine, FANYING)
     tap_at(page, lon, lat)
     page.wait_for_selector("#pin-unit-label:not([hidden])", timeout=10000)
-    assert "范营测试机械厂" in page.inner_text("#pin-unit")
+    assert FANYING_ENTERPRISE in page.inner_text("#pin-unit")
     fill_form(page, marker_text)
-    page.select_option("#pin-unit", str(fanying_works))
+    page.select_option("#pin-unit", str(fanying_enterprise))
     page.click("#pin-save")
     page.wait_for_function("document.querySelector('#pin-ok') && !document.querySelector('#pin-ok').hidden")
     with engine.connect() as conn:
         incident, unit = conn.execute(text("SELECT id, unit_id FROM incidents WHERE description LIKE :t"),
                                       {"t": f"%{marker_text}%"}).one()
-    assert unit == fanying_works
+    assert unit == fanying_enterprise
     assert page.locator("#pin-unit-label").is_hidden()
     page.goto(f"{live_server}/incidents/{incident}")
-    assert page.inner_text("#case-unit") == "范营测试机械厂"
+    assert page.inner_text("#case-unit") == FANYING_ENTERPRISE

@@ -99,7 +99,7 @@ def test_who_may_do_what(db_session, people, case, role, action, status, outcome
 
 def test_allowed_actions_follow_role_and_status(db_session, people, case):
     names = lambda user: [a.name for a in workflow.allowed_actions(user, case)]  # noqa: E731
-    assert names(people["supervisor"]) == ["accept", "reject", "mark_duplicate", "note"]
+    assert names(people["supervisor"]) == ["accept", "reject", "mark_duplicate", "note", "set_unit"]
     assert names(people["worker"]) == ["note"]
     assert names(people["viewer"]) == []
     assert names(people["other_supervisor"]) == []
@@ -192,7 +192,7 @@ def test_overdue_open_cases_and_resolved_in_time(db_session, people, case):
 def test_case_detail_lists_actions_and_history(db_session, people, case):
     detail = workflow.case_detail(db_session, people["supervisor"], case.id)
     props = detail["properties"]
-    assert [a["name"] for a in props["allowed_actions"]] == ["accept", "reject", "mark_duplicate", "note"]
+    assert [a["name"] for a in props["allowed_actions"]] == ["accept", "reject", "mark_duplicate", "note", "set_unit"]
     assert props["history"][0]["to_status"] == "reported"
     assert props["contact_phone"] == "13800000000"
     targets = workflow.dispatch_targets(db_session, case)

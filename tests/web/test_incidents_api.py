@@ -535,3 +535,35 @@ def test_three_zeros_per_unit_count_an_incident_that_names_the_unit(client, peop
 
     assert not county.units.loc[units["works"], "compliant"] and county.units.loc[units["works"], "n_accidents"] == 1
     assert county.units.loc[other, "compliant"]
+
+
+def test_a_supervisor_names_corrects_and_clears_the_unit_of_a_case(client, people, db_session, units):
+    case = report(client, people, db_session).get_json()
+    transitions = f"/api/incidents/{case['id']}/transitions"
+    unit_of = lambda: db_session.execute(  # noqa: E731
+        text("SELECT unit_id FROM incidents WHERE id = :i"), {"i": case["id"]}).scalar_one()
+
+    named = post(client, transitions, {"action": "set_unit", "unit_id": str(units["works"])}, people["supervisor"][1])
+    assert named.status_code == 200, named.get_json()
+    assert unit_of() == units["works"] and named.get_json()["properties"]["unit_name"] == "范营机械厂"
+    assert named.get_json()["properties"]["history"][-1]["data"]["unit_name"] == "范营机械厂"
+
+    for wrong in (units["elsewhere"], units["shop"], "abc"):
+        refused = post(client, transitions, {"action": "set_unit", "unit_id": wrong}, people["supervisor"][1])
+        assert refused.status_code == 400 and refused.get_json()["error"]["field"] == "unit_id"
+    assert post(client, transitions, {"action": "set_unit", "unit_id": units["works"]},
+                people["worker"][1]).status_code == 403
+    assert unit_of() == units["works"]
+
+    cleared = post(client, transitions, {"action": "set_unit", "unit_id": None}, people["supervisor"][1])
+    assert cleared.status_code == 200 and unit_of() is None
+
+
+def test_the_case_page_offers_the_villages_units_to_a_supervisor(client, people, db_session, units):
+    case = report(client, people, db_session, unit_id=units["works"]).get_json()
+    login(client, people["supervisor"][0].username)
+    page = client.get(f"/incidents/{case['id']}").get_data(as_text=True)
+    select = re.search(r'<select name="unit_id">(.*?)</select>', page, re.S).group(1)
+    assert f'<option value="{units["works"]}" selected>范营机械厂</option>' in select
+    assert "外镇化工厂" not in select and "范营小超市" not in select
+    assert '<td id="case-unit">范营机械厂</td>' in page

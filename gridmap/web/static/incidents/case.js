@@ -26,7 +26,8 @@
                 if (!el.name || el.type === 'submit' || el.disabled) { return; }
                 if (el.value !== '') { payload[el.name] = el.value; }
             });
-            ['satisfaction', 'duplicate_of'].forEach(function (k) {
+            if (form.elements.unit_id && payload.unit_id === undefined) { payload.unit_id = null; }  // clear it
+            ['satisfaction', 'duplicate_of', 'unit_id'].forEach(function (k) {
                 if (payload[k] !== undefined && /^\d+$/.test(payload[k])) { payload[k] = parseInt(payload[k], 10); }
             });
             var button = form.querySelector('button[type=submit]');
