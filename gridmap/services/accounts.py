@@ -10,8 +10,8 @@ from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from gridmap.catalog import COUNTY_WIDE_ROLES, ROLES
-from gridmap.models import ApiToken, AuditEntry, Grid, PatrolZone, Town, User, Village
 from gridmap.errors import Conflict, NotFound, ValidationError
+from gridmap.models import ApiToken, AuditEntry, Grid, PatrolZone, Town, User, Village
 
 
 def token_hash(token: str) -> str:

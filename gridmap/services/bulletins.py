@@ -36,10 +36,10 @@ from sqlalchemy.orm import Session
 from gridmap.analysis.county_numbers import SANLING_INCIDENT_COLUMNS, sanling_by_village
 from gridmap.analysis.inspections import inspections_due_in_period
 from gridmap.catalog import BULLETIN_SECTION_ZH, BULLETIN_SECTIONS, CATEGORIES, ROLE_ZH
+from gridmap.errors import Forbidden, ValidationError
 from gridmap.maps.registries import render_bulletin_map
 from gridmap.models import County, Incident, Inspection, LegalActivity, Place, Town, User, Village
 from gridmap.services import patrol, risk
-from gridmap.errors import Forbidden, ValidationError
 from gridmap.services.incidents import CHINA_TZ
 
 BULLETIN_ROLES = ("admin", "county_officer", "viewer")

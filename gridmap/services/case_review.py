@@ -17,10 +17,10 @@ from sqlalchemy.orm import Session
 
 from gridmap.catalog import (CATEGORY_BY_CODE, DISPATCH_KIND_ZH, RESOLUTION_LEVEL_ZH, REVIEW_CHECKLIST,
                              REVIEW_METHOD_ZH, REVIEW_METHODS, STATUS_ZH)
+from gridmap.errors import Forbidden, NotFound, ValidationError
 from gridmap.models import (CaseReview, CaseReviewItem, Incident, MediationPoint, PoliceStation, Town, User,
                             Village)
 from gridmap.services.accounts import audit
-from gridmap.errors import Forbidden, NotFound, ValidationError
 from gridmap.services.incidents import CHINA_TZ
 from gridmap.services.registries import _int, _text, parse_date, today_in_china
 

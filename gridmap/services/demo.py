@@ -12,10 +12,10 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from gridmap.catalog import CATEGORY_BY_CODE
+from gridmap.errors import ValidationError
 from gridmap.services.accounts import audit, create_user
 from gridmap.services.demo_patrol import load_demo_tracks
 from gridmap.services.demo_registries import load_demo_registries
-from gridmap.errors import ValidationError
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEMO_DIR = PROJECT_ROOT / "geodata" / "baofeng"

@@ -31,8 +31,8 @@ from gridmap.analysis.gcj02 import gcj02_to_wgs84
 from gridmap.analysis.grid_tiling import grid_tiling_problems
 from gridmap.catalog import MEDIATION_KIND_ZH, MEDIATION_KINDS
 from gridmap.config import Config
-from gridmap.services.accounts import audit
 from gridmap.errors import ValidationError
+from gridmap.services.accounts import audit
 
 VECTOR_SUFFIXES = (".gpkg", ".shp", ".geojson", ".json", ".kml", ".zip")
 CSV_SUFFIXES = (".csv", ".csv.gz", ".txt")

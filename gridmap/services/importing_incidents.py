@@ -30,8 +30,8 @@ from sqlalchemy.orm import Session
 from tqdm import tqdm
 
 from gridmap.catalog import CATEGORIES, LEGAL_CLASS_ZH, LEGAL_CLASSES, STATUS_ZH, STATUSES
-from gridmap.services.accounts import audit
 from gridmap.errors import ValidationError
+from gridmap.services.accounts import audit
 from gridmap.services.importing import (ImportRefused, RowProblem, SourceOptions, as_text, check_coordinates,
                                         expected_extent, map_distinct, read_features, resolve_columns)
 

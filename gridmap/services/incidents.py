@@ -18,10 +18,10 @@ from sqlalchemy.orm import Session
 from gridmap.analysis.gcj02 import gcj02_to_wgs84
 from gridmap.catalog import LEGAL_CLASSES, OPEN_STATUSES, STATUS_ZH, STATUSES
 from gridmap.db import PreparedStatement
+from gridmap.errors import Conflict, Forbidden, NotFound, ValidationError, parse_bool
 from gridmap.models import (County, Grid, Incident, IncidentCategory, IncidentEvent, IncidentSubcategory,
                             PatrolZone, Town, User, Village)
-from gridmap.models import Place as RegistryPlace
-from gridmap.errors import Conflict, Forbidden, NotFound, ValidationError, parse_bool
+from gridmap.models import Place as RegistryPlace  # this module's Place is a location
 from gridmap.services.layers import parse_bbox
 from gridmap.services.scopes import coded_condition, is_county_wide
 

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from gridmap.models import Grid, MediationPoint, PatrolZone, PoliceStation, Town, User, Village
 from gridmap.errors import NotFound, ValidationError
+from gridmap.models import Grid, MediationPoint, PatrolZone, PoliceStation, Town, User, Village
 from gridmap.services.scopes import area_condition
 
 

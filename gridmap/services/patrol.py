@@ -46,17 +46,16 @@ from gridmap.analysis.coverage import (CoverageError, daily_patrol_minutes, grid
 from gridmap.analysis.routing import (RoadNetwork, RoutePlan, RoutingError, build_road_network, choose_candidates,
                                       plan_route, road_network_travel, route_to_gpx, straight_line_travel)
 from gridmap.analysis.tracks import TrackError, clean_fixes, project_geometries, read_track
-from gridmap.catalog import COUNTY_WIDE_ROLES
+from gridmap.catalog import COUNTY_WIDE_ROLES, SCOPE_SHRINK_DEGREES
+from gridmap.errors import Forbidden, NotFound, ValidationError
 from gridmap.models import (County, Grid, PatrolRoute, PatrolTrack, PatrolZone, PoliceStation, Road, Town, User,
                             Village)
 from gridmap.models.patrol import TRACK_FORMATS
 from gridmap.services import risk
 from gridmap.services.accounts import audit
-from gridmap.errors import Forbidden, NotFound, ValidationError
 from gridmap.services.importing import (ImportRefused, ImportReport, RowProblem, SourceOptions, check_coordinates,
                                         expected_extent, read_features)
 from gridmap.services.incidents import CHINA_TZ
-from gridmap.catalog import SCOPE_SHRINK_DEGREES
 
 # Roles and what they may do with patrol data.
 TRACK_WRITERS = ("police", "county_officer", "admin")

@@ -22,10 +22,10 @@ from gridmap.analysis.staffing import gap_summary, grid_coverage, village_covera
 from gridmap.catalog import (ACTIVITY_KIND_ZH, ACTIVITY_KINDS, CATEGORY_BY_CODE, DEFAULT_INSPECTION_INTERVAL_DAYS,
                              INSPECTION_CHECKLISTS, INSPECTION_STATUS_ZH, PLACE_KIND_ZH, PLACE_KINDS,
                              PLACE_SUBKINDS, ROLES, STAFF_ROLE_ZH, STAFF_ROLES, STATUS_ZH)
+from gridmap.errors import Conflict, Forbidden, NotFound, ValidationError, parse_bool
 from gridmap.models import (Grid, Incident, IncidentEvent, Inspection, LegalActivity, Place, StaffAssignment, Town,
                             User, Village)
 from gridmap.services.accounts import audit
-from gridmap.errors import Conflict, Forbidden, NotFound, ValidationError, parse_bool
 from gridmap.services.incidents import (CHINA_TZ, create_incident, locate_in_scope, parse_coordinates,
                                        visible_condition)
 from gridmap.services.layers import parse_bbox

@@ -40,13 +40,12 @@ from gridmap.analysis.hotspots import DEFAULT_ALPHA_LEVELS, GridAdjacency, geome
 from gridmap.analysis.risk import (CATEGORY_CODES, COUNT_COLUMNS, RISK_METHODS, AnalysisInputError, RiskWeights,
                                    grid_risk_summary, risk_levels, rollup)
 from gridmap.catalog import (CATEGORY_BY_CODE, LEGAL_CLASS_ZH, MEDIATION_KIND_ZH, OPEN_STATUSES, PLACE_SUBKINDS,
-                             RESOLUTION_LEVEL_ZH, STATUS_ZH)
+                             RESOLUTION_LEVEL_ZH, SCOPE_SHRINK_DEGREES, STATUS_ZH)
 from gridmap.config import Config
+from gridmap.errors import ValidationError
 from gridmap.models import (Grid, GridAdjacencyCache, Incident, Inspection, MediationPoint, PatrolZone, Place, Town,
                             User, Village)
-from gridmap.errors import ValidationError
 from gridmap.services.incidents import CHINA_TZ, mediation_point_scopes, visible_condition
-from gridmap.catalog import SCOPE_SHRINK_DEGREES
 from gridmap.services.scopes import coded_condition, is_county_wide
 
 RISK_FORMATS = ("json", "geojson", "csv")

@@ -18,10 +18,10 @@ from sqlalchemy.orm import Session
 from gridmap.catalog import (DISPATCH_KIND_ZH, DISPATCH_KINDS, LEGAL_CLASSES, MEDIATION_KIND_ZH,
                              MEDIATION_OUTCOME_ZH, MEDIATION_OUTCOMES, RESOLUTION_LEVEL_ZH, RESOLUTION_LEVELS,
                              STATUSES)
+from gridmap.errors import Conflict, Forbidden, NotFound, ValidationError
 from gridmap.models import (Incident, IncidentCategory, IncidentEvent, MediationPoint, PoliceStation, Town,
                             User, Village)
 from gridmap.services.accounts import audit
-from gridmap.errors import Conflict, Forbidden, NotFound, ValidationError
 from gridmap.services.incidents import (get_visible_incident, incident_detail, mediation_point_scopes, utcnow,
                                         village_units)
 

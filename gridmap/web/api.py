@@ -6,8 +6,8 @@ from flask_login import current_user
 from flask_wtf.csrf import validate_csrf
 from wtforms import ValidationError as CSRFError
 
-from gridmap.services import layers
 from gridmap.errors import Forbidden, UnsupportedMediaType, ValidationError
+from gridmap.services import layers
 from gridmap.web import db_session
 from gridmap.web.auth import current_db_user
 

@@ -16,13 +16,13 @@ from sqlalchemy import select
 
 from gridmap.catalog import (DISPATCH_KIND_ZH, LEGAL_CLASS_ZH, MEDIATION_OUTCOME_ZH, RESOLUTION_LEVEL_ZH,
                              STATUS_ZH, STATUSES)
+from gridmap.errors import NotFound, ValidationError
 from gridmap.maps.incidents import DEFAULT_LABELS as MAP_LABELS
 from gridmap.maps.incidents import FILTER_KEYS as MAP_FILTERS
 from gridmap.maps.incidents import build_case_map, build_incidents_map
 from gridmap.maps.render import map_parts
 from gridmap.models import IncidentCategory, IncidentSubcategory
 from gridmap.services import incidents, layers, workflow
-from gridmap.errors import NotFound, ValidationError
 from gridmap.tiles.registry import IncidentFilter
 from gridmap.web import api, db_session
 from gridmap.web.auth import current_db_user

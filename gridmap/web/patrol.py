@@ -10,10 +10,10 @@ from flask import (Blueprint, Response, abort, current_app, flash, jsonify, redi
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
+from gridmap.errors import GridmapError, ValidationError
 from gridmap.maps.patrol import DEFAULT_LABELS, build_coverage_map, build_route_map
 from gridmap.maps.render import map_parts
 from gridmap.services import layers, patrol, risk
-from gridmap.errors import GridmapError, ValidationError
 from gridmap.services.incidents import CHINA_TZ
 from gridmap import errors
 from gridmap.web import api, db_session

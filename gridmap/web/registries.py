@@ -17,12 +17,12 @@ from werkzeug.utils import secure_filename
 from gridmap.catalog import (ACTIVITY_KIND_ZH, BULLETIN_SECTION_ZH, BULLETIN_SECTIONS, INSPECTION_CHECKLISTS,
                              INSPECTION_STATUS_ZH, PLACE_KIND_ZH, PLACE_SUBKINDS, REVIEW_CHECKLIST, REVIEW_METHOD_ZH,
                              STAFF_ROLE_ZH)
+from gridmap.errors import Forbidden, GridmapError, NotFound, ValidationError
 from gridmap.maps.registries import (DEFAULT_LABELS, build_activities_map, build_coverage_map, build_place_map,
                                      build_places_map)
 from gridmap.maps.render import map_parts
 from gridmap.models import Town
 from gridmap.services import bulletins, case_review, layers, patrol, registries, risk
-from gridmap.errors import Forbidden, GridmapError, NotFound, ValidationError
 from gridmap.services.importing import SourceOptions
 from gridmap.web import api, db_session
 from gridmap.web.auth import current_db_user

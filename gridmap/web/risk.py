@@ -6,10 +6,10 @@ from flask import Blueprint, Response, current_app, jsonify, render_template, re
 from flask_login import login_required
 
 from gridmap.catalog import CATEGORIES, MEDIATION_KIND_ZH, RESOLUTION_LEVEL_ZH
+from gridmap.errors import ValidationError
 from gridmap.maps.render import map_parts
 from gridmap.maps.risk import build_heat_map, build_report_map, build_risk_map
 from gridmap.services import layers, risk
-from gridmap.errors import ValidationError
 from gridmap.web import api, db_session
 from gridmap.web.auth import current_db_user
 
